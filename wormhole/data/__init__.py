@@ -1,0 +1,27 @@
+"""Point-cloud sets: the padded data type, loaders, and preparation."""
+
+from wormhole.data.clouds import PointClouds, pad_clouds, validate_clouds
+from wormhole.data.dataset import LOADERS, Dataset, get_loader, load_clouds, load_dataset
+from wormhole.data.transforms import (
+    Normalization,
+    random_rotations,
+    rotate_clouds,
+    subsample_clouds,
+    train_test_split,
+)
+
+__all__ = [
+    "LOADERS",
+    "Dataset",
+    "Normalization",
+    "PointClouds",
+    "get_loader",
+    "load_clouds",
+    "load_dataset",
+    "pad_clouds",
+    "random_rotations",
+    "rotate_clouds",
+    "subsample_clouds",
+    "train_test_split",
+    "validate_clouds",
+]

@@ -1,0 +1,97 @@
+"""From a data config to normalised train and test clouds: the one data entry point."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from wormhole.config import ConfigError, DataConfig, _closest
+from wormhole.data.clouds import PointClouds
+from wormhole.data.transforms import Normalization, subsample_clouds, train_test_split
+
+__all__ = ["LOADERS", "Dataset", "get_loader", "load_clouds", "load_dataset"]
+
+# name -> "module:function"; imported lazily so one loader's optional dependency never
+# stops another from loading.
+LOADERS: dict[str, str] = {
+    "digits": "wormhole.data.loaders.digits:load_digits",
+    "mnist": "wormhole.data.loaders.idx:load_mnist",
+    "fashion_mnist": "wormhole.data.loaders.idx:load_fashion_mnist",
+    "synthetic": "wormhole.data.loaders.synthetic:load_synthetic",
+    "shapes": "wormhole.data.loaders.shapes:load_shapes",
+    "files": "wormhole.data.loaders.files:load_files",
+}
+
+
+def get_loader(name: str) -> Callable[..., PointClouds]:
+    """The loader function registered under ``name``."""
+    if name not in LOADERS:
+        raise ConfigError(f"data.name: unknown data set '{name}'.{_closest(name, LOADERS)} "
+                          f"Available: {', '.join(LOADERS)}.")
+    module, function = LOADERS[name].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def load_clouds(config: DataConfig) -> PointClouds:
+    """Call the configured loader with ``path``, ``seed`` and the checked ``options``."""
+    loader = get_loader(config.name)
+    allowed = [p for p in inspect.signature(loader).parameters if p not in ("path", "seed")]
+    for key in config.options:
+        if key not in allowed:
+            raise ConfigError(f"data.options.{key}: not an option of the '{config.name}' loader."
+                              f"{_closest(key, allowed)} Valid options: "
+                              f"{', '.join(allowed) or 'none'}.")
+    return loader(path=config.path, seed=config.seed, **config.options)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Normalised train clouds, optional test clouds, and the normalisation applied to both."""
+
+    train: PointClouds
+    test: PointClouds | None
+    normalization: Normalization
+
+    def summary(self) -> str:
+        lines = [f"train: {self.train.summary()}"]
+        if self.test is not None:
+            lines.append(f"test:  {self.test.summary()}")
+        norm = self.normalization
+        lines.append(f"normalisation: x -> (x - {np.round(norm.shift, 4).tolist()}) / "
+                     f"{norm.scale:.4g}")
+        return "\n".join(lines)
+
+
+def _split(clouds: PointClouds, config: DataConfig) -> tuple[PointClouds, PointClouds | None]:
+    if config.split == "random":
+        return train_test_split(clouds, config.test_fraction, config.seed)
+    split = clouds.metadata.get("split")
+    if split is None:
+        raise ConfigError(f"data.split: the '{config.name}' data set has no official train/test "
+                          f"split; use data.split=random.")
+    train, test = split == "train", split == "test"
+    if not train.any():
+        raise ConfigError(f"data.split=official: no training split of '{config.name}' was found; "
+                          f"only {sorted(set(split.tolist()))}.")
+    return clouds.subset(train), (clouds.subset(test) if test.any() else None)
+
+
+def load_dataset(config: DataConfig) -> Dataset:
+    """Load, cap, subsample, split and normalise the configured clouds.
+
+    The normalisation is fitted on the training clouds only and applied to both splits.
+    """
+    clouds = load_clouds(config)
+    if config.max_clouds is not None and len(clouds) > config.max_clouds:
+        keep = np.random.default_rng(config.seed).choice(len(clouds), config.max_clouds,
+                                                         replace=False)
+        clouds = clouds.subset(np.sort(keep))
+    if config.max_points is not None:
+        clouds = subsample_clouds(clouds, config.max_points, config.seed)
+    train, test = _split(clouds, config)
+    norm = Normalization.fit(train, config.normalize)
+    return Dataset(norm.apply_to(train), None if test is None else norm.apply_to(test), norm)

@@ -1,0 +1,1 @@
+"""Data-set loaders, each returning :class:`~wormhole.data.clouds.PointClouds`."""

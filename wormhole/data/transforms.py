@@ -1,0 +1,121 @@
+"""Preparation of point-cloud sets: normalisation, subsampling, rotations, splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wormhole.data.clouds import PointClouds, pad_clouds
+
+__all__ = [
+    "Normalization",
+    "random_rotations",
+    "rotate_clouds",
+    "subsample_clouds",
+    "train_test_split",
+]
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """An affine map ``x -> (x - shift) / scale`` with one scalar scale for all axes.
+
+    A single scale keeps the geometry isotropic, so an OT cost on normalised coordinates is
+    the original cost times a known factor (``scale**-2`` for squared Euclidean costs).
+    """
+
+    shift: np.ndarray  # [d]
+    scale: float
+
+    @classmethod
+    def identity(cls, dim: int) -> Normalization:
+        return cls(np.zeros(dim, np.float32), 1.0)
+
+    @classmethod
+    def fit(cls, clouds: PointClouds, method: str = "minmax") -> Normalization:
+        """``minmax``: map the data set's bounding box into ``[0, 1]^d`` (largest side to 1)."""
+        if method == "none":
+            return cls.identity(clouds.dim)
+        if method != "minmax":
+            raise ValueError(f"Unknown normalisation '{method}'; use 'none' or 'minmax'.")
+        real = clouds.weights > 0
+        coords = clouds.points[real]
+        low, high = coords.min(axis=0), coords.max(axis=0)
+        scale = float((high - low).max())
+        return cls(low.astype(np.float32), scale if scale > 0 else 1.0)
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        return ((np.asarray(points) - self.shift) / self.scale).astype(np.float32)
+
+    def invert(self, points):
+        """Back to original units; works on numpy and JAX arrays."""
+        return points * self.scale + self.shift
+
+    def apply_to(self, clouds: PointClouds) -> PointClouds:
+        """Normalise real points; padding stays at zero."""
+        mask = (np.arange(clouds.length)[None, :] < clouds.sizes[:, None])[..., None]
+        return clouds.with_points(np.where(mask, self.apply(clouds.points), 0.0))
+
+    def to_dict(self) -> dict:
+        return {"shift": np.asarray(self.shift, np.float32).tolist(), "scale": float(self.scale)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Normalization:
+        return cls(np.asarray(data["shift"], np.float32), float(data["scale"]))
+
+
+def subsample_clouds(clouds: PointClouds, max_points: int, seed: int = 0) -> PointClouds:
+    """Keep at most ``max_points`` points of each cloud, drawn uniformly without replacement.
+
+    The kept weights are renormalised to one; clouds already small enough are unchanged.
+    """
+    if int(clouds.sizes.max()) <= max_points:
+        return clouds
+    rng = np.random.default_rng(seed)
+    points, weights = clouds.to_list()
+    for i, (x, w) in enumerate(zip(points, weights)):
+        if len(x) > max_points:
+            keep = np.sort(rng.choice(len(x), max_points, replace=False))
+            kept = w[keep]
+            if kept.sum() <= 0:
+                kept = np.full(max_points, 1.0 / max_points, np.float32)
+            points[i], weights[i] = x[keep], (kept / kept.sum()).astype(np.float32)
+    padded, mass = pad_clouds(points, weights)
+    sizes = np.array([len(x) for x in points], np.int32)
+    return PointClouds(padded, mass, sizes, clouds.labels, clouds.label_names, clouds.metadata)
+
+
+def train_test_split(clouds: PointClouds, test_fraction: float,
+                     seed: int = 0) -> tuple[PointClouds, PointClouds | None]:
+    """A deterministic random split; ``test_fraction == 0`` gives no test set."""
+    n = len(clouds)
+    n_test = int(round(n * test_fraction))
+    if n_test == 0:
+        return clouds, None
+    if n - n_test < 2:
+        raise ValueError(f"test_fraction={test_fraction} leaves {n - n_test} training clouds "
+                         f"of {n}; at least 2 are needed.")
+    order = np.random.default_rng(seed).permutation(n)
+    return clouds.subset(np.sort(order[n_test:])), clouds.subset(np.sort(order[:n_test]))
+
+
+def random_rotations(key: jax.Array, count: int, dim: int) -> jax.Array:
+    """``count`` Haar-random rotation matrices ``[count, dim, dim]`` (determinant +1)."""
+    q = jax.random.orthogonal(key, dim, shape=(count,))
+    # Flip one axis of improper matrices so every sample is a proper rotation.
+    det = jnp.linalg.det(q)
+    return q.at[:, :, 0].multiply(jnp.sign(det)[:, None])
+
+
+def rotate_clouds(points: jax.Array, rotations: jax.Array, weights: jax.Array) -> jax.Array:
+    """Rotate each cloud ``points [B, n, d]`` about its weighted centre.
+
+    Rotating about the centre (not the origin) keeps clouds inside the normalised box and
+    leaves GW distances, which only see intra-cloud distances, unchanged.
+    """
+    centre = jnp.einsum("bn,bnd->bd", weights, points)[:, None, :]
+    rotated = jnp.einsum("bnd,bed->bne", points - centre, rotations) + centre
+    return jnp.where(weights[..., None] > 0, rotated, 0.0)
