@@ -20,6 +20,7 @@ import yaml
 
 __all__ = [
     "CONFIG_DIR",
+    "spec",
     "CheckpointConfig",
     "Config",
     "ConfigError",
@@ -30,9 +31,11 @@ __all__ = [
     "OTConfig",
     "TrainConfig",
     "apply_overrides",
+    "build_dataclass",
     "config_from_dict",
     "config_to_dict",
     "load_config",
+    "read_yaml",
     "resolve_config_path",
     "save_config",
 ]
@@ -46,7 +49,7 @@ class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names the dotted key."""
 
 
-def _spec(default: Any = dataclasses.MISSING, *, choices=None, min=None, max=None,
+def spec(default: Any = dataclasses.MISSING, *, choices=None, min=None, max=None,
           min_exclusive: bool = False, factory=None, doc: str = ""):
     """A dataclass field with validation metadata (allowed choices and numeric range)."""
     meta = {"choices": choices, "min": min, "max": max, "min_exclusive": min_exclusive,
@@ -60,59 +63,59 @@ def _spec(default: Any = dataclasses.MISSING, *, choices=None, min=None, max=Non
 class DataConfig:
     """Which point clouds to train on and how to prepare them."""
 
-    name: str = _spec("digits", choices=("digits", "mnist", "fashion_mnist", "synthetic",
+    name: str = spec("digits", choices=("digits", "mnist", "fashion_mnist", "synthetic",
                                          "shapes", "files"),
                       doc="data set loader")
-    path: str | None = _spec(None, doc="file or directory for loaders that read files")
-    options: dict = _spec(factory=dict, doc="loader-specific keyword arguments")
-    max_clouds: int | None = _spec(None, min=2, doc="keep at most this many clouds")
-    max_points: int | None = _spec(None, min=1, doc="subsample each cloud to at most N points")
-    normalize: str = _spec("minmax", choices=("none", "minmax"),
+    path: str | None = spec(None, doc="file or directory for loaders that read files")
+    options: dict = spec(factory=dict, doc="loader-specific keyword arguments")
+    max_clouds: int | None = spec(None, min=2, doc="keep at most this many clouds")
+    max_points: int | None = spec(None, min=1, doc="subsample each cloud to at most N points")
+    normalize: str = spec("minmax", choices=("none", "minmax"),
                            doc="coordinate normalisation over the whole data set")
-    rotate: bool = _spec(False, doc="random rotation of each cloud at every training step")
-    split: str = _spec("random", choices=("random", "official"),
+    rotate: bool = spec(False, doc="random rotation of each cloud at every training step")
+    split: str = spec("random", choices=("random", "official"),
                        doc="random split by test_fraction, or the data set's own train/test")
-    test_fraction: float = _spec(0.1, min=0.0, max=0.9, doc="fraction held out for testing")
-    seed: int = _spec(0, doc="seed for subsampling and the train/test split")
+    test_fraction: float = spec(0.1, min=0.0, max=0.9, doc="fraction held out for testing")
+    seed: int = spec(0, doc="seed for subsampling and the train/test split")
 
 
 @dataclass
 class ModelConfig:
     """Encoder, decoder and the distance used between embeddings."""
 
-    encoder: str = _spec("transformer", choices=("transformer", "deepsets"))
-    emb_dim: int = _spec(128, min=1, doc="embedding dimension")
-    width: int = _spec(128, min=1, doc="token width inside the transformer")
-    num_layers: int = _spec(3, min=0, doc="encoder blocks (transformer) or hidden layers")
-    num_heads: int = _spec(4, min=1)
-    mlp_dim: int = _spec(512, min=1, doc="hidden size of each block's MLP")
-    dropout: float = _spec(0.0, min=0.0, max=0.9)
-    pooling: str = _spec("mean", choices=("mean", "sum"), doc="DeepSets pooling")
-    decoder_layers: int = _spec(3, min=0, doc="decoder blocks; 0 trains no decoder")
-    decoder_points: int | None = _spec(None, min=1,
+    encoder: str = spec("transformer", choices=("transformer", "deepsets"))
+    emb_dim: int = spec(128, min=1, doc="embedding dimension")
+    width: int = spec(128, min=1, doc="token width inside the transformer")
+    num_layers: int = spec(3, min=0, doc="encoder blocks (transformer) or hidden layers")
+    num_heads: int = spec(4, min=1)
+    mlp_dim: int = spec(512, min=1, doc="hidden size of each block's MLP")
+    dropout: float = spec(0.0, min=0.0, max=0.9)
+    pooling: str = spec("mean", choices=("mean", "sum"), doc="DeepSets pooling")
+    decoder_layers: int = spec(3, min=0, doc="decoder blocks; 0 trains no decoder")
+    decoder_points: int | None = spec(None, min=1,
                                        doc="points per decoded cloud (None: typical size)")
-    embedding_distance: str = _spec("mse", choices=("mse", "euclidean"),
+    embedding_distance: str = spec("mse", choices=("mse", "euclidean"),
                                     doc="mse matches W2/S2-like targets, euclidean W1/S1-like")
-    dtype: str = _spec("float32", choices=("float32", "bfloat16"))
+    dtype: str = spec("float32", choices=("float32", "bfloat16"))
 
 
 @dataclass
 class OTConfig:
     """The optimal-transport distance that the embedding reproduces."""
 
-    kind: str = _spec("S2", choices=OT_KINDS)
-    epsilon: float = _spec(0.01, min=0.0, min_exclusive=True, doc="entropic regularisation")
-    cost: str | None = _spec(None, doc="ott-jax cost name for linear kinds (None: kind default)")
-    cost_scale: float | None = _spec(None, min=0.0, min_exclusive=True,
+    kind: str = spec("S2", choices=OT_KINDS)
+    epsilon: float = spec(0.01, min=0.0, min_exclusive=True, doc="entropic regularisation")
+    cost: str | None = spec(None, doc="ott-jax cost name for linear kinds (None: kind default)")
+    cost_scale: float | None = spec(None, min=0.0, min_exclusive=True,
                                      doc="divide costs by this (None: estimated from data)")
-    threshold: float = _spec(1e-3, min=0.0, min_exclusive=True,
+    threshold: float = spec(1e-3, min=0.0, min_exclusive=True,
                              doc="Sinkhorn marginal-error stopping threshold")
-    max_iterations: int = _spec(200, min=1, doc="Sinkhorn iteration cap")
-    lse_mode: bool = _spec(True, doc="log-sum-exp (stable) or kernel Sinkhorn updates")
-    decoder_kind: str | None = _spec(None, choices=OT_KINDS + (None,),
+    max_iterations: int = spec(200, min=1, doc="Sinkhorn iteration cap")
+    lse_mode: bool = spec(True, doc="log-sum-exp (stable) or kernel Sinkhorn updates")
+    decoder_kind: str | None = spec(None, choices=OT_KINDS + (None,),
                                      doc="distance for the reconstruction loss (None: kind)")
-    decoder_epsilon: float | None = _spec(None, min=0.0, min_exclusive=True)
-    differentiation: str = _spec("implicit", choices=("implicit", "unroll"),
+    decoder_epsilon: float | None = spec(None, min=0.0, min_exclusive=True)
+    differentiation: str = spec("implicit", choices=("implicit", "unroll"),
                                  doc="how reconstruction gradients pass through Sinkhorn")
 
 
@@ -120,62 +123,62 @@ class OTConfig:
 class LossConfig:
     """Weights of the loss terms; a zero weight switches a term off."""
 
-    stress: float = _spec(1.0, min=0.0)
-    reconstruction: float = _spec(0.1, min=0.0)
-    translation: float = _spec(0.0, min=0.0, doc="translation-invariance regulariser")
-    scaling: float = _spec(0.0, min=0.0, doc="scaling-equivariance regulariser")
+    stress: float = spec(1.0, min=0.0)
+    reconstruction: float = spec(0.1, min=0.0)
+    translation: float = spec(0.0, min=0.0, doc="translation-invariance regulariser")
+    scaling: float = spec(0.0, min=0.0, doc="scaling-equivariance regulariser")
 
 
 @dataclass
 class TrainConfig:
     """Optimiser, schedule and loop."""
 
-    steps: int = _spec(5000, min=0)
-    batch_size: int = _spec(16, min=2)
-    learning_rate: float = _spec(1e-4, min=0.0, min_exclusive=True)
-    schedule: str = _spec("cosine", choices=("constant", "cosine", "exponential"))
-    warmup_steps: int = _spec(100, min=0)
-    final_lr_fraction: float = _spec(0.05, min=0.0, max=1.0)
-    grad_clip: float | None = _spec(1.0, min=0.0, min_exclusive=True)
-    weight_decay: float = _spec(0.0, min=0.0)
-    seed: int = _spec(0)
-    log_every: int = _spec(50, min=1)
-    eval_every: int = _spec(1000, min=1)
-    workdir: str | None = _spec(None, doc="run directory (None: runs/<config name>)")
+    steps: int = spec(5000, min=0)
+    batch_size: int = spec(16, min=2)
+    learning_rate: float = spec(1e-4, min=0.0, min_exclusive=True)
+    schedule: str = spec("cosine", choices=("constant", "cosine", "exponential"))
+    warmup_steps: int = spec(100, min=0)
+    final_lr_fraction: float = spec(0.05, min=0.0, max=1.0)
+    grad_clip: float | None = spec(1.0, min=0.0, min_exclusive=True)
+    weight_decay: float = spec(0.0, min=0.0)
+    seed: int = spec(0)
+    log_every: int = spec(50, min=1)
+    eval_every: int = spec(1000, min=1)
+    workdir: str | None = spec(None, doc="run directory (None: runs/<config name>)")
 
 
 @dataclass
 class CheckpointConfig:
     """Orbax checkpoints inside the run directory."""
 
-    enabled: bool = _spec(True)
-    every: int = _spec(1000, min=1)
-    keep: int = _spec(3, min=1)
+    enabled: bool = spec(True)
+    every: int = spec(1000, min=1)
+    keep: int = spec(3, min=1)
 
 
 @dataclass
 class EvalConfig:
     """Held-out evaluation."""
 
-    num_pairs: int = _spec(500, min=2, doc="held-out pairs compared with ground-truth OT")
-    ground_truth: str = _spec("auto", choices=("auto", "exact", "sinkhorn"),
+    num_pairs: int = spec(500, min=2, doc="held-out pairs compared with ground-truth OT")
+    ground_truth: str = spec("auto", choices=("auto", "exact", "sinkhorn"),
                               doc="exact (POT network simplex) or converged Sinkhorn")
-    max_exact_points: int = _spec(2000, min=1, doc="largest cloud solved exactly")
-    num_plot: int = _spec(8, min=0, doc="clouds drawn in reconstruction plots")
+    max_exact_points: int = spec(2000, min=1, doc="largest cloud solved exactly")
+    num_plot: int = spec(8, min=0, doc="clouds drawn in reconstruction plots")
 
 
 @dataclass
 class Config:
     """A whole run: data, model, OT target, losses, training, checkpoints, evaluation."""
 
-    name: str = _spec("run")
-    data: DataConfig = _spec(factory=DataConfig)
-    model: ModelConfig = _spec(factory=ModelConfig)
-    ot: OTConfig = _spec(factory=OTConfig)
-    loss: LossConfig = _spec(factory=LossConfig)
-    train: TrainConfig = _spec(factory=TrainConfig)
-    checkpoint: CheckpointConfig = _spec(factory=CheckpointConfig)
-    eval: EvalConfig = _spec(factory=EvalConfig)
+    name: str = spec("run")
+    data: DataConfig = spec(factory=DataConfig)
+    model: ModelConfig = spec(factory=ModelConfig)
+    ot: OTConfig = spec(factory=OTConfig)
+    loss: LossConfig = spec(factory=LossConfig)
+    train: TrainConfig = spec(factory=TrainConfig)
+    checkpoint: CheckpointConfig = spec(factory=CheckpointConfig)
+    eval: EvalConfig = spec(factory=EvalConfig)
 
     @property
     def workdir(self) -> Path:
@@ -279,6 +282,15 @@ def _build(cls, raw: Any, prefix: str):
     return cls(**kwargs)
 
 
+def build_dataclass(cls, raw: dict | None, prefix: str = ""):
+    """Build and validate any config dataclass declared with this module's field specs.
+
+    Other typed configs of the package (e.g. the neural OT estimator's) reuse this, so every
+    config file fails the same way on an unknown key, a wrong type or an out-of-range value.
+    """
+    return _build(cls, raw, prefix)
+
+
 def config_from_dict(raw: dict | None) -> Config:
     """Build and validate a :class:`Config` from nested plain data (e.g. parsed YAML)."""
     config = _build(Config, raw, "")
@@ -341,25 +353,34 @@ def _deep_copy(raw: dict) -> dict:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in (raw or {}).items()}
 
 
-def load_config(path: str | Path | None = None, overrides=()) -> Config:
+def read_yaml(path: str | Path) -> tuple[Path, dict]:
+    """The resolved path (see :func:`resolve_config_path`) and its top-level mapping."""
+    resolved = resolve_config_path(path)
+    try:
+        raw = yaml.safe_load(resolved.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{resolved}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{resolved}: the top level must be a mapping of sections.")
+    return resolved, raw
+
+
+def load_config(path: str | Path | None = None, overrides=(), cls=Config):
     """Load a YAML config (a path or a bare name in ``configs/``) and apply overrides.
 
     Without a path, the defaults are used. The config's ``name`` defaults to the file stem.
+    ``cls`` selects another config dataclass that has a ``name`` field.
     """
     raw: dict = {}
+    where = ""
     if path is not None:
-        resolved = resolve_config_path(path)
-        try:
-            raw = yaml.safe_load(resolved.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{resolved}: not valid YAML: {err}") from err
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{resolved}: the top level must be a mapping of sections.")
+        resolved, raw = read_yaml(path)
         raw.setdefault("name", resolved.stem)
+        where = f"{resolved}: "
     try:
-        return config_from_dict(apply_overrides(raw, list(overrides)))
+        raw = apply_overrides(raw, list(overrides))
+        return config_from_dict(raw) if cls is Config else build_dataclass(cls, raw)
     except ConfigError as err:
-        where = f"{resolve_config_path(path)}: " if path is not None else ""
         raise ConfigError(f"{where}{err}") from None
 
 
