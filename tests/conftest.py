@@ -1,0 +1,28 @@
+"""Shared test fixtures: locations of real data used as test inputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The real MNIST test split lives beside the checkout in this workplace; elsewhere point
+# WORMHOLE_TEST_MNIST at a directory holding t10k-images-idx3-ubyte.gz and the labels.
+MNIST_DIR = Path(os.environ.get("WORMHOLE_TEST_MNIST", REPO.parent / "shared" / "data" / "mnist"))
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST test split not found in {MNIST_DIR}; set WORMHOLE_TEST_MNIST")
+    return MNIST_DIR
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    if not any(FASHION_DIR.glob("*idx3-ubyte*")):
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    return FASHION_DIR
