@@ -142,6 +142,8 @@ class TrainConfig:
     grad_clip: float | None = spec(1.0, min=0.0, min_exclusive=True)
     weight_decay: float = spec(0.0, min=0.0)
     seed: int = spec(0)
+    length_bucket: int = spec(32, min=0,
+                              doc="crop each batch's padding to a multiple of this (0: never)")
     log_every: int = spec(50, min=1)
     eval_every: int = spec(1000, min=1)
     workdir: str | None = spec(None, doc="run directory (None: runs/<config name>)")
