@@ -1,8 +1,33 @@
-"""wormhole: Wasserstein embedding spaces for point clouds and distributions, in JAX."""
+"""wormhole: Wasserstein embedding spaces for point clouds and distributions, in JAX.
 
-from wormhole.config import Config, ConfigError, load_config
-from wormhole.data import Dataset, PointClouds, load_dataset
+Top-level names are imported on first use, so ``import wormhole.data`` stays light.
+"""
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "ConfigError", "Dataset", "PointClouds", "load_config", "load_dataset"]
+_EXPORTS = {
+    "Config": "wormhole.config",
+    "ConfigError": "wormhole.config",
+    "load_config": "wormhole.config",
+    "Dataset": "wormhole.data",
+    "PointClouds": "wormhole.data",
+    "load_dataset": "wormhole.data",
+    "Wormhole": "wormhole.inference",
+    "load": "wormhole.inference",
+    "fit": "wormhole.api",
+    "train": "wormhole.api",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'wormhole' has no attribute '{name}'")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,7 +1,14 @@
 """Point-cloud sets: the padded data type, loaders, and preparation."""
 
 from wormhole.data.clouds import PointClouds, pad_clouds, validate_clouds
-from wormhole.data.dataset import LOADERS, Dataset, get_loader, load_clouds, load_dataset
+from wormhole.data.dataset import (
+    LOADERS,
+    Dataset,
+    get_loader,
+    load_clouds,
+    load_dataset,
+    prepare_dataset,
+)
 from wormhole.data.transforms import (
     Normalization,
     random_rotations,
@@ -19,6 +26,7 @@ __all__ = [
     "load_clouds",
     "load_dataset",
     "pad_clouds",
+    "prepare_dataset",
     "random_rotations",
     "rotate_clouds",
     "subsample_clouds",

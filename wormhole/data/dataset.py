@@ -13,7 +13,7 @@ from wormhole.config import ConfigError, DataConfig, _closest
 from wormhole.data.clouds import PointClouds
 from wormhole.data.transforms import Normalization, subsample_clouds, train_test_split
 
-__all__ = ["LOADERS", "Dataset", "get_loader", "load_clouds", "load_dataset"]
+__all__ = ["LOADERS", "Dataset", "get_loader", "load_clouds", "load_dataset", "prepare_dataset"]
 
 # name -> "module:function"; imported lazily so one loader's optional dependency never
 # stops another from loading.
@@ -80,18 +80,32 @@ def _split(clouds: PointClouds, config: DataConfig) -> tuple[PointClouds, PointC
     return clouds.subset(train), (clouds.subset(test) if test.any() else None)
 
 
-def load_dataset(config: DataConfig) -> Dataset:
-    """Load, cap, subsample, split and normalise the configured clouds.
+def prepare_dataset(clouds: PointClouds, config: DataConfig,
+                    test: PointClouds | None = None) -> Dataset:
+    """Cap, subsample, split and normalise clouds as ``config`` says.
 
-    The normalisation is fitted on the training clouds only and applied to both splits.
+    Without an explicit ``test`` set the clouds are split by ``config.split``. The
+    normalisation is fitted on the training clouds only and applied to both splits.
     """
-    clouds = load_clouds(config)
     if config.max_clouds is not None and len(clouds) > config.max_clouds:
         keep = np.random.default_rng(config.seed).choice(len(clouds), config.max_clouds,
                                                          replace=False)
         clouds = clouds.subset(np.sort(keep))
     if config.max_points is not None:
         clouds = subsample_clouds(clouds, config.max_points, config.seed)
-    train, test = _split(clouds, config)
+        if test is not None:
+            test = subsample_clouds(test, config.max_points, config.seed + 1)
+    if test is not None:
+        if test.dim != clouds.dim:
+            raise ValueError(f"Test clouds are {test.dim}-D but training clouds are "
+                             f"{clouds.dim}-D.")
+        train = clouds
+    else:
+        train, test = _split(clouds, config)
     norm = Normalization.fit(train, config.normalize)
     return Dataset(norm.apply_to(train), None if test is None else norm.apply_to(test), norm)
+
+
+def load_dataset(config: DataConfig) -> Dataset:
+    """Load the configured data set and prepare it (see :func:`prepare_dataset`)."""
+    return prepare_dataset(load_clouds(config), config)

@@ -1,0 +1,232 @@
+"""A trained Wormhole: encode, decode, distances, barycenters and interpolation.
+
+:func:`load` reads a run directory (or one checkpoint) written by training and returns a
+:class:`Wormhole`, which applies the stored data normalisation on the way in and undoes it
+on the way out, so users work in their own coordinate units throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wormhole.checkpoint import CheckpointStore, find_checkpoint_dir
+from wormhole.config import Config, config_from_dict
+from wormhole.data import Normalization, PointClouds, subsample_clouds
+from wormhole.models import ModelSpec, WormholeModel, build_model, embedding_distance
+
+__all__ = ["Wormhole", "load"]
+
+# How a target distance scales when coordinates are multiplied by s (see ``distance``).
+_UNIT_POWER = {"W1": 1, "S1": 1, "W2": 2, "S2": 2, "GW": 4, "GS": 4}
+_BUCKET = 32
+
+
+def _as_clouds(clouds, weights, what: str = "cloud") -> PointClouds:
+    """Accept PointClouds, a list of ``[n_i, d]`` arrays, or a padded ``[N, n, d]`` array."""
+    if isinstance(clouds, PointClouds):
+        if weights is not None:
+            raise ValueError("Pass weights inside the PointClouds, not separately.")
+        return clouds
+    if isinstance(clouds, np.ndarray | jax.Array) and np.ndim(clouds) == 3:
+        return PointClouds.from_padded(np.asarray(clouds), None if weights is None
+                                       else np.asarray(weights))
+    if isinstance(clouds, np.ndarray | jax.Array) and np.ndim(clouds) == 2:
+        raise ValueError(f"Got one 2-D array of shape {np.shape(clouds)}; pass a list of "
+                         f"{what}s ([[n, d], ...]) or a padded [N, n, d] array.")
+    return PointClouds.from_list(list(clouds), weights)
+
+
+class Wormhole:
+    """A trained encoder/decoder with its data normalisation and OT cost scale.
+
+    Attributes:
+      config: the run's resolved config.
+      spec: data-dependent model facts (input dimension, decoder size, output box).
+      params: the network parameters.
+      normalization: the map from user coordinates to the model's.
+      cost_scale: costs were divided by this when computing training targets.
+    """
+
+    def __init__(self, config: Config, spec: ModelSpec, params, normalization: Normalization,
+                 cost_scale: float, workdir: Path | None = None, step: int | None = None):
+        self.config, self.spec, self.params = config, spec, params
+        self.normalization, self.cost_scale = normalization, float(cost_scale)
+        self.workdir, self.step = workdir, step
+        self.model: WormholeModel = build_model(config.model, spec)
+        self._encode = jax.jit(lambda p, x, a: self.model.apply(
+            {"params": p}, x, a, method=WormholeModel.encode))
+        self._decode = jax.jit(lambda p, e: self.model.apply(
+            {"params": p}, e, method=WormholeModel.decode))
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        return (f"Wormhole({cfg.model.encoder}, {cfg.ot.kind}, emb_dim={cfg.model.emb_dim}, "
+                f"input {self.spec.data_dim}-D, decoder_points={self.spec.decoder_points}, "
+                f"step={self.step})")
+
+    @property
+    def kind(self) -> str:
+        return self.config.ot.kind
+
+    # ------------------------------------------------------------------ encode / decode
+
+    def prepare(self, clouds, weights=None, max_points: int | None = None,
+                seed: int = 0) -> PointClouds:
+        """Validate clouds, check their dimension and normalise them as in training."""
+        data = _as_clouds(clouds, weights)
+        if data.dim != self.spec.data_dim:
+            raise ValueError(f"The clouds are {data.dim}-D, but this model expects "
+                             f"{self.spec.data_dim}-D clouds.")
+        if max_points is not None:
+            data = subsample_clouds(data, max_points, seed)
+        return self.normalization.apply_to(data)
+
+    def encode(self, clouds, weights=None, batch_size: int = 256,
+               max_points: int | None = None) -> np.ndarray:
+        """Embed clouds: ``N`` clouds (any sizes) -> ``[N, emb_dim]``.
+
+        Args:
+          clouds: a list of ``[n_i, d]`` arrays, a padded ``[N, n, d]`` array (with
+            ``weights [N, n]``, zero weight = padding), or :class:`PointClouds`.
+          weights: per-point weights (default uniform); normalised to sum to one.
+          batch_size: clouds per network call.
+          max_points: subsample larger clouds to this many points. By default every point
+            is used: the encoder treats a cloud as a weighted measure (mass-weighted
+            attention and mean pooling), so clouds larger than any seen in training are
+            encoded as they are, at a cost quadratic in their size.
+        """
+        data = self.prepare(clouds, weights, max_points)
+        order = np.argsort(data.sizes, kind="stable")  # similar sizes share a padded length
+        out = np.empty((len(data), self.config.model.emb_dim), np.float32)
+        for start in range(0, len(data), batch_size):
+            index = order[start:start + batch_size]
+            length = int(math.ceil(data.sizes[index].max() / _BUCKET)) * _BUCKET
+            length = min(length, data.length)
+            out[index] = np.asarray(self._encode(self.params, data.points[index, :length],
+                                                 data.weights[index, :length]))
+        return out
+
+    def decode(self, embeddings, batch_size: int = 256) -> np.ndarray:
+        """Decode ``[N, emb_dim]`` embeddings to clouds ``[N, decoder_points, d]``.
+
+        Decoded clouds have uniform weights and are in the original coordinate units.
+        """
+        emb = np.asarray(embeddings, np.float32)
+        if emb.ndim == 1:
+            emb = emb[None]
+        if emb.ndim != 2 or emb.shape[1] != self.config.model.emb_dim:
+            raise ValueError(f"Embeddings must have shape [N, {self.config.model.emb_dim}], "
+                             f"got {np.shape(embeddings)}.")
+        if not np.all(np.isfinite(emb)):
+            bad = int(np.argwhere(~np.isfinite(emb))[0, 0])
+            raise ValueError(f"Embedding {bad} has NaN or infinite entries.")
+        if self.spec.decoder_points == 0:
+            raise ValueError("This model was trained without a decoder (loss.reconstruction "
+                             "= 0), so it cannot decode.")
+        parts = [np.asarray(self._decode(self.params, emb[s:s + batch_size]))
+                 for s in range(0, len(emb), batch_size)]
+        return np.asarray(self.normalization.invert(np.concatenate(parts)), np.float32)
+
+    # ------------------------------------------------------------------ distances
+
+    def to_original_units(self, values: np.ndarray) -> np.ndarray:
+        """Target-unit distances in the units of the user's coordinates.
+
+        Targets are OT costs on normalised coordinates divided by ``cost_scale``; scaling
+        coordinates by ``s`` scales W1/S1 by ``s``, W2/S2 by ``s**2`` and GW/GS by ``s**4``.
+        Exact for unregularised OT; for entropic OT the same epsilon is implied.
+        """
+        if self.config.ot.cost is not None:
+            raise ValueError("Unit conversion is unknown for a custom ot.cost; use target "
+                             "units.")
+        power = _UNIT_POWER[self.kind]
+        return np.asarray(values) * self.cost_scale * self.normalization.scale ** power
+
+    def embedding_distances(self, emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray:
+        """The model's distance between rows of two embedding arrays ``[N, e]``."""
+        return np.asarray(embedding_distance(jnp.asarray(emb_a), jnp.asarray(emb_b),
+                                             self.config.model.embedding_distance))
+
+    def distance(self, clouds_a, clouds_b, weights_a=None, weights_b=None,
+                 units: str = "target") -> np.ndarray:
+        """Embedding estimate of the OT distance between ``clouds_a[i]`` and ``clouds_b[i]``.
+
+        ``units="target"`` returns the units the model was trained on (OT cost on normalised
+        coordinates over ``cost_scale``); ``"original"`` converts to the user's units.
+        """
+        emb_a = self.encode(clouds_a, weights_a)
+        emb_b = self.encode(clouds_b, weights_b)
+        if len(emb_a) != len(emb_b):
+            raise ValueError(f"Got {len(emb_a)} clouds in clouds_a but {len(emb_b)} in "
+                             f"clouds_b; distance() compares them pairwise.")
+        values = self.embedding_distances(emb_a, emb_b)
+        if units == "original":
+            return self.to_original_units(values)
+        if units != "target":
+            raise ValueError(f"units must be 'target' or 'original', got {units!r}.")
+        return values
+
+    def distance_matrix(self, clouds, weights=None) -> np.ndarray:
+        """All-pairs ``[N, N]`` embedding distances (target units): one encoder pass."""
+        emb = self.encode(clouds, weights)
+        return self.embedding_distances(emb[:, None, :], emb[None, :, :])
+
+    # ------------------------------------------------------------------ barycenters
+
+    def barycenter(self, clouds, weights=None, coefficients: Sequence[float] | None = None
+                   ) -> np.ndarray:
+        """Decode the (weighted) mean embedding of ``clouds``: ``[decoder_points, d]``.
+
+        ``coefficients`` weigh the clouds (non-negative, normalised to one); default equal.
+        """
+        emb = self.encode(clouds, weights)
+        if coefficients is None:
+            coef = np.full(len(emb), 1.0 / len(emb))
+        else:
+            coef = np.asarray(coefficients, np.float64)
+            if coef.shape != (len(emb),):
+                raise ValueError(f"Got {len(coef)} coefficients for {len(emb)} clouds.")
+            if np.any(coef < 0) or coef.sum() <= 0 or not np.all(np.isfinite(coef)):
+                raise ValueError("coefficients must be finite, non-negative and not all zero.")
+            coef = coef / coef.sum()
+        return self.decode((coef @ emb)[None])[0]
+
+    def interpolate(self, cloud_a: np.ndarray, cloud_b: np.ndarray, t=None, weights_a=None,
+                    weights_b=None) -> np.ndarray:
+        """Decode ``(1 - t) E(a) + t E(b)`` for each ``t``: ``[len(t), decoder_points, d]``."""
+        t = np.linspace(0.0, 1.0, 8) if t is None else np.atleast_1d(np.asarray(t, np.float32))
+        wa = None if weights_a is None else [weights_a]
+        wb = None if weights_b is None else [weights_b]
+        ea = self.encode([np.asarray(cloud_a)], wa)[0]
+        eb = self.encode([np.asarray(cloud_b)], wb)[0]
+        return self.decode((1 - t)[:, None] * ea + t[:, None] * eb)
+
+
+def from_meta(meta: dict, params, workdir: Path | None = None,
+              step: int | None = None) -> Wormhole:
+    """A :class:`Wormhole` from checkpoint metadata and parameters."""
+    return Wormhole(config_from_dict(meta["config"]), ModelSpec.from_dict(meta["model_spec"]),
+                    params, Normalization.from_dict(meta["normalization"]),
+                    meta["cost_scale"], workdir, step)
+
+
+def load(path: str | Path, step: int | None = None) -> Wormhole:
+    """Load a trained model from a run directory or one of its checkpoints.
+
+    Args:
+      path: ``runs/<name>``, ``runs/<name>/checkpoints`` or ``runs/<name>/checkpoints/<step>``.
+      step: which checkpoint (default: the one named by ``path``, else the latest).
+    """
+    directory, named = find_checkpoint_dir(path)
+    step = step if step is not None else named
+    with CheckpointStore(directory, create=False) as store:
+        state, meta = store.restore(step)
+        step = step if step is not None else store.latest_step()
+    params = jax.tree.map(jnp.asarray, state["params"])
+    return from_meta(meta, params, directory.parent, step)
