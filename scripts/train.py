@@ -1,25 +1,40 @@
-"""Train a Wormhole embedding: python scripts/train.py --config configs/digits.yaml"""
+"""Train a Wormhole embedding.
+
+    python scripts/train.py --config configs/digits.yaml
+    python scripts/train.py --config mnist.yaml --set train.steps=200 --set ot.kind=S2
+
+Running the same command again resumes from the run's latest checkpoint.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from wormhole.config import load_config, save_config
-from wormhole.data import load_dataset
+from wormhole.api import resolve_config, train
+from wormhole.config import ConfigError
+from wormhole.train import TrainingDiverged
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="digits.yaml",
                         help="YAML file, or a bare name in configs/ (default: digits.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.steps=200")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.set)
-    dataset = load_dataset(config.data)
-    print(dataset.summary())
-    print(f"resolved config: {save_config(config, config.workdir / 'config.yaml')}")
+    try:
+        config = resolve_config(args.config, args.set)
+        print(f"run directory: {config.workdir}")
+        model = train(config, progress=not args.no_progress)
+    except (ConfigError, FileNotFoundError, ValueError, TrainingDiverged) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"trained {model} -> {model.workdir}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
