@@ -1,0 +1,233 @@
+"""Typed config: loading, validation messages, dotted overrides, saving, loader options."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+from wormhole.config import (
+    CONFIG_DIR,
+    Config,
+    ConfigError,
+    DataConfig,
+    apply_overrides,
+    build_dataclass,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    resolve_config_path,
+    save_config,
+    spec,
+)
+from wormhole.data.dataset import LOADERS, get_loader, load_clouds
+
+
+def test_defaults_build_a_valid_config():
+    config = load_config()
+    assert config == Config()
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+@pytest.mark.parametrize("raw, names", [
+    ({"train": {"stepz": 5}}, ["train.stepz", "section 'train'", "Did you mean 'steps'?"]),
+    ({"tarin": {}}, ["'tarin'", "top level", "Did you mean 'train'?"]),
+    ({"ot": {"epsilom": 0.1}}, ["ot.epsilom", "section 'ot'", "Did you mean 'epsilon'?"]),
+])
+def test_unknown_key_names_section_key_and_closest_valid_key(raw, names):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(raw)
+    for name in names:
+        assert name in str(err.value)
+
+
+def test_unknown_key_lists_the_valid_keys_of_its_section():
+    with pytest.raises(ConfigError, match="Valid keys: .*steps.*batch_size"):
+        config_from_dict({"train": {"xyzzy": 1}})
+
+
+@pytest.mark.parametrize("raw, key, expected", [
+    ({"train": {"steps": "many"}}, "train.steps", "expected int"),
+    ({"train": {"steps": True}}, "train.steps", "expected int"),  # bool is not an int here
+    ({"train": {"steps": 2.5}}, "train.steps", "expected int"),
+    ({"ot": {"lse_mode": "yes"}}, "ot.lse_mode", "expected bool"),
+    ({"model": {"decoder_points": "ten"}}, "model.decoder_points", "expected int or null"),
+    ({"data": {"options": [1, 2]}}, "data.options", "expected dict"),
+    ({"train": 5}, "train", "expected a mapping"),
+])
+def test_wrong_type_names_the_key_and_the_expected_type(raw, key, expected):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(raw)
+    assert str(err.value).startswith(key)
+    assert expected in str(err.value)
+
+
+def test_int_is_accepted_for_a_float_and_becomes_a_float():
+    config = config_from_dict({"train": {"learning_rate": 1}})
+    assert isinstance(config.train.learning_rate, float)
+    assert config.train.learning_rate == 1.0
+
+
+def test_out_of_range_choice_names_key_and_all_allowed_values():
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"ot": {"kind": "W3"}})
+    message = str(err.value)
+    assert message.startswith("ot.kind")
+    assert "'W3' is not allowed" in message
+    assert "W1, W2, S1, S2, GW, GS" in message
+
+
+@pytest.mark.parametrize("raw, key, bound", [
+    ({"train": {"batch_size": 1}}, "train.batch_size", ">= 2"),
+    ({"ot": {"epsilon": 0}}, "ot.epsilon", "> 0.0"),
+    ({"ot": {"epsilon": -1.0}}, "ot.epsilon", "> 0.0"),
+    ({"data": {"test_fraction": 0.95}}, "data.test_fraction", "<= 0.9"),
+    ({"data": {"max_points": 0}}, "data.max_points", ">= 1"),
+])
+def test_out_of_range_number_names_key_and_bound(raw, key, bound):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(raw)
+    assert str(err.value).startswith(key)
+    assert f"must be {bound}" in str(err.value)
+
+
+def test_range_bounds_themselves_are_allowed():
+    config = config_from_dict({"train": {"batch_size": 2}, "data": {"test_fraction": 0.9}})
+    assert (config.train.batch_size, config.data.test_fraction) == (2, 0.9)
+
+
+def test_cross_key_checks_name_both_keys():
+    with pytest.raises(ConfigError, match="model.width .* model.num_heads"):
+        config_from_dict({"model": {"width": 30, "num_heads": 4}})
+    with pytest.raises(ConfigError, match="data.path"):
+        config_from_dict({"data": {"name": "files"}})
+
+
+def test_dotted_overrides_set_values_parsed_as_yaml_without_touching_the_input():
+    raw = {"train": {"steps": 10}}
+    out = apply_overrides(raw, ["train.steps=200", "ot.kind=S2", "model.decoder_points=",
+                                "data.options={threshold: 0.3}", "train.workdir=/tmp/x"])
+    assert raw == {"train": {"steps": 10}}
+    assert out["train"] == {"steps": 200, "workdir": "/tmp/x"}
+    assert out["ot"] == {"kind": "S2"}
+    assert out["model"] == {"decoder_points": None}
+    assert out["data"] == {"options": {"threshold": 0.3}}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.steps", "must look like section.key=value"),
+    ("train.steps.inner=3", "'steps' is not a section"),
+])
+def test_malformed_overrides_are_refused(override, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides({"train": {"steps": 10}}, [override])
+
+
+def test_load_config_applies_overrides_to_a_bare_name():
+    config = load_config("digits", ["train.steps=200", "ot.kind=W2"])
+    base = load_config("digits")
+    assert config.name == "digits"
+    assert config.train.steps == 200 and base.train.steps != 200
+    assert config.ot.kind == "W2" and base.ot.kind == "S2"
+    assert config.data == base.data
+
+
+def test_invalid_override_error_names_file_and_key():
+    with pytest.raises(ConfigError) as err:
+        load_config("digits", ["ot.kind=W9"])
+    assert "digits.yaml" in str(err.value)
+    assert "ot.kind" in str(err.value)
+
+
+def test_bare_names_resolve_in_the_configs_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing named digits here
+    assert resolve_config_path("digits") == CONFIG_DIR / "digits.yaml"
+    assert resolve_config_path("digits.yaml") == CONFIG_DIR / "digits.yaml"
+    local = tmp_path / "mine.yaml"
+    local.write_text("train:\n  steps: 3\n")
+    assert resolve_config_path(local) == local
+    assert load_config(local).name == "mine"  # the name defaults to the file stem
+
+
+def test_missing_config_lists_where_it_looked_and_what_exists(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as err:
+        resolve_config_path("no_such_experiment")
+    assert str(CONFIG_DIR) in str(err.value)
+    assert "digits.yaml" in str(err.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train: [unclosed", "not valid YAML"),
+    ("- a\n- b\n", "top level must be a mapping"),
+])
+def test_malformed_yaml_file_is_named(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_saved_config_loads_back_identically(tmp_path):
+    config = load_config("digits", ["train.steps=7", "ot.kind=GW", "model.decoder_points=64",
+                                    "data.options={threshold: 0.25}", "data.max_points=20"])
+    path = save_config(config, tmp_path / "run" / "config.yaml")
+    again = load_config(path)
+    assert again == config
+    assert again.name == "digits"  # the stored name wins over the file stem
+    assert yaml.safe_load(path.read_text())["train"]["steps"] == 7
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_loads(path):
+    config = load_config(path)
+    assert config.name
+
+
+def test_build_dataclass_validates_other_config_kinds():
+    @dataclass
+    class Estimator:
+        hidden: int = spec(64, min=1)
+        activation: str = spec("relu", choices=("relu", "gelu"))
+
+    assert build_dataclass(Estimator, {"hidden": 8}) == Estimator(hidden=8)
+    with pytest.raises(ConfigError, match="Did you mean 'hidden'"):
+        build_dataclass(Estimator, {"hiden": 8})
+    with pytest.raises(ConfigError, match="net.activation: 'tanh' is not allowed"):
+        build_dataclass(Estimator, {"activation": "tanh"}, prefix="net")
+
+
+def test_every_loader_takes_path_and_seed_first():
+    # load_clouds passes path and seed to every loader and checks the rest as options.
+    for name in LOADERS:
+        params = list(inspect.signature(get_loader(name)).parameters)
+        assert params[:2] == ["path", "seed"], name
+    names = {f.name: f for f in dataclasses.fields(DataConfig)}["name"].metadata["choices"]
+    assert set(LOADERS) == set(names)
+
+
+@pytest.mark.parametrize("name, typo, suggestion", [
+    ("mnist", "treshold", "threshold"),
+    ("digits", "treshold", "threshold"),
+    ("synthetic", "num_cloud", "num_clouds"),
+    ("shapes", "shape", "shapes"),
+])
+def test_loader_options_are_checked_against_the_loader_signature(name, typo, suggestion):
+    config = DataConfig(name=name, options={typo: 1}, path="unused")
+    with pytest.raises(ConfigError) as err:
+        load_clouds(config)
+    message = str(err.value)
+    assert f"data.options.{typo}" in message
+    assert f"Did you mean '{suggestion}'?" in message
+    assert f"'{name}' loader" in message
+
+
+def test_unknown_loader_name_suggests_the_closest():
+    with pytest.raises(ConfigError, match="Did you mean 'mnist'"):
+        get_loader("mnsit")
+    with pytest.raises(ConfigError, match="data.name"):
+        config_from_dict({"data": {"name": "mnsit"}})
