@@ -1,0 +1,42 @@
+"""Loss terms against their definitions."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wormhole.losses import (
+    pearson,
+    reconstruction_loss,
+    scaling_loss,
+    stress_loss,
+    translation_loss,
+)
+
+
+def test_stress_is_mean_squared_error():
+    pred, target = jnp.array([1.0, 2.0, 4.0]), jnp.array([1.0, 3.0, 2.0])
+    assert float(stress_loss(pred, target)) == pytest.approx((0 + 1 + 4) / 3)
+    assert float(stress_loss(target, target)) == 0.0
+
+
+def test_reconstruction_is_mean_distance():
+    assert float(reconstruction_loss(jnp.array([0.5, 1.5]))) == 1.0
+
+
+def test_invariance_terms_vanish_exactly_when_the_law_holds():
+    d = jnp.array([0.2, 0.7, 1.1])
+    assert float(translation_loss(d, d)) == 0.0
+    assert float(translation_loss(d, d + 0.1)) > 0
+    a = 1.7
+    assert abs(float(scaling_loss(d, a**2 * d, a**2))) < 1e-12
+    assert float(scaling_loss(d, a * d, a**2)) > 0
+
+
+def test_pearson_matches_numpy_and_handles_constants():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=50), rng.normal(size=50)
+    np.testing.assert_allclose(float(pearson(jnp.asarray(x), jnp.asarray(y))),
+                               np.corrcoef(x, y)[0, 1], rtol=1e-5)
+    assert float(pearson(jnp.ones(5), jnp.arange(5.0))) == 0.0
