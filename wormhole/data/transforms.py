@@ -41,7 +41,7 @@ class Normalization:
             return cls.identity(clouds.dim)
         if method != "minmax":
             raise ValueError(f"Unknown normalisation '{method}'; use 'none' or 'minmax'.")
-        real = clouds.weights > 0
+        real = np.arange(clouds.length)[None, :] < clouds.sizes[:, None]
         coords = clouds.points[real]
         low, high = coords.min(axis=0), coords.max(axis=0)
         scale = float((high - low).max())
