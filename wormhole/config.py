@@ -117,6 +117,7 @@ class OTConfig:
     decoder_epsilon: float | None = spec(None, min=0.0, min_exclusive=True)
     differentiation: str = spec("implicit", choices=("implicit", "unroll"),
                                  doc="how reconstruction gradients pass through Sinkhorn")
+    outer_iterations: int = spec(20, min=1, doc="outer-iteration cap of GW solvers")
 
 
 @dataclass

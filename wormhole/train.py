@@ -363,7 +363,8 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
         spec = ModelSpec.from_dict(stored["model_spec"])
     else:
         cost_scale = config.ot.cost_scale or estimate_cost_scale(
-            train.points, train.weights, config.ot.kind, seed=config.data.seed)
+            train.points, train.weights, config.ot.kind, cost=config.ot.cost,
+            seed=config.data.seed)
         spec = resolve_model_spec(config, train)
     save_config(config, workdir / "config.yaml")
 

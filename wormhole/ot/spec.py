@@ -1,0 +1,146 @@
+"""What OT distance to compute: kind, ground cost, scaling and solver settings.
+
+An :class:`OTSpec` is a frozen, hashable description that the batched entry points close
+over (it is never traced), so one spec gives one compiled program per input shape.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import jax.numpy as jnp
+from ott.geometry import costs
+
+__all__ = ["KINDS", "LINEAR_KINDS", "QUADRATIC_KINDS", "DEBIASED_KINDS", "OTSpec",
+           "resolve_cost"]
+
+LINEAR_KINDS = ("W1", "W2", "S1", "S2")
+QUADRATIC_KINDS = ("GW", "GS")
+KINDS = LINEAR_KINDS + QUADRATIC_KINDS
+DEBIASED_KINDS = ("S1", "S2", "GS")
+
+# Ground cost of each kind when none is given. GW compares intra-cloud squared distances.
+_DEFAULT_COST = {"W1": "euclidean", "S1": "euclidean", "W2": "sqeuclidean",
+                 "S2": "sqeuclidean", "GW": "sqeuclidean", "GS": "sqeuclidean"}
+
+_NAMED_COSTS: dict[str, Callable[[], costs.CostFn]] = {
+    "sqeuclidean": costs.SqEuclidean,
+    "euclidean": costs.Euclidean,
+    "cosine": costs.Cosine,
+    "l1": lambda: costs.PNormP(1.0),
+    "cityblock": lambda: costs.PNormP(1.0),
+}
+
+CostLike = str | costs.CostFn | Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
+
+
+def resolve_cost(cost: CostLike) -> costs.CostFn | Callable:
+    """A cost from a name, an ott-jax ``CostFn``, or a function returning a cost matrix.
+
+    Names are ``sqeuclidean``, ``euclidean``, ``cosine``, ``l1`` (``cityblock``) or an
+    import path ``"package.module:attribute"`` to a ``CostFn`` (class or instance) or to a
+    function ``(x [n, d], y [m, d]) -> cost matrix [n, m]`` (e.g. a geodesic distance).
+    """
+    if isinstance(cost, costs.CostFn):
+        return cost
+    if isinstance(cost, str):
+        key = cost.strip().lower()
+        if key in _NAMED_COSTS:
+            return _NAMED_COSTS[key]()
+        if ":" not in cost:
+            raise ValueError(f"Unknown OT cost {cost!r}: use one of "
+                             f"{', '.join(sorted(_NAMED_COSTS))}, or 'module:function'.")
+        module, _, attribute = cost.partition(":")
+        try:
+            found = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"OT cost {cost!r} could not be imported: {err}") from err
+        if isinstance(found, type) and issubclass(found, costs.CostFn):
+            found = found()
+        return resolve_cost(found)
+    if callable(cost):
+        return cost
+    raise TypeError(f"An OT cost must be a name, an ott-jax CostFn or a function, "
+                    f"not {type(cost).__name__}.")
+
+
+@dataclass(frozen=True)
+class OTSpec:
+    """An OT distance between weighted clouds and how to solve it.
+
+    Attributes:
+      kind: ``W1``/``W2`` entropic OT cost with Euclidean/squared Euclidean ground cost;
+        ``S1``/``S2`` the debiased Sinkhorn divergences ``OT(x, y) - (OT(x, x) + OT(y, y))/2``
+        (Feydy et al. 2019); ``GW`` entropic Gromov-Wasserstein on intra-cloud costs;
+        ``GS`` its debiased form.
+      epsilon: entropic regularisation, in units of the scaled cost.
+      cost_scale: ground costs are divided by this fixed number (one per data set, stored
+        with the model) so that targets are comparable across batches and runs.
+      threshold: Sinkhorn stops when the marginal error falls below this.
+      max_iterations: Sinkhorn iteration cap; reaching it is reported as ``hit_cap``.
+      lse_mode: log-domain (stable) updates rather than kernel scalings.
+      cost: ground cost (see :func:`resolve_cost`); ``None`` uses the kind's default.
+      differentiation: ``implicit`` (implicit function theorem, constant memory) or
+        ``unroll`` (back-propagate through the iterations) for gradients of a distance
+        with respect to the clouds, as the decoder's reconstruction loss needs.
+      outer_iterations: cap on the outer (linearisation) iterations of GW solvers.
+    """
+
+    kind: str = "S2"
+    epsilon: float = 0.01
+    cost_scale: float = 1.0
+    threshold: float = 1e-3
+    max_iterations: int = 200
+    lse_mode: bool = True
+    cost: CostLike | None = None
+    differentiation: str = "implicit"
+    outer_iterations: int = 20
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"Unknown OT kind {self.kind!r}; expected one of {KINDS}.")
+        if self.differentiation not in ("implicit", "unroll"):
+            raise ValueError(f"differentiation must be 'implicit' or 'unroll', "
+                             f"not {self.differentiation!r}.")
+        for name in ("epsilon", "cost_scale", "threshold"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"OTSpec.{name} must be positive, got {getattr(self, name)}.")
+        if self.max_iterations < 1 or self.outer_iterations < 1:
+            raise ValueError("OTSpec iteration caps must be at least 1.")
+        if self.cost is not None and self.kind in QUADRATIC_KINDS \
+                and not isinstance(self.cost, str | costs.CostFn):
+            raise ValueError("GW kinds take an ott-jax CostFn for the intra-cloud cost, "
+                             "not a cost-matrix function.")
+
+    @property
+    def debiased(self) -> bool:
+        return self.kind in DEBIASED_KINDS
+
+    @property
+    def quadratic(self) -> bool:
+        return self.kind in QUADRATIC_KINDS
+
+    @property
+    def cost_fn(self) -> costs.CostFn | Callable:
+        return resolve_cost(self.cost if self.cost is not None else _DEFAULT_COST[self.kind])
+
+    def replace(self, **changes) -> OTSpec:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_config(cls, ot, cost_scale: float, decoder: bool = False) -> OTSpec:
+        """The spec of a run's ``ot`` config section.
+
+        With ``decoder=True``, the spec of the reconstruction loss: ``ot.decoder_kind`` and
+        ``ot.decoder_epsilon`` where set, else the target's.
+        """
+        kind, epsilon = ot.kind, ot.epsilon
+        if decoder:
+            kind = ot.decoder_kind or kind
+            epsilon = ot.decoder_epsilon or epsilon
+        return cls(kind=kind, epsilon=epsilon, cost_scale=cost_scale, threshold=ot.threshold,
+                   max_iterations=ot.max_iterations, lse_mode=ot.lse_mode, cost=ot.cost,
+                   differentiation=ot.differentiation,
+                   outer_iterations=getattr(ot, "outer_iterations", 20))
