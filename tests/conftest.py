@@ -13,6 +13,13 @@ REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("WORMHOLE_TEST_MNIST", REPO.parent / "shared" / "data" / "mnist"))
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
+# Many tests compile the same train step (one per fresh run, resumed run, subprocess); JAX's
+# persistent compilation cache lets them share the compiled programs. Set before JAX loads
+# so that subprocesses inherit it.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:

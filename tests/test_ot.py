@@ -1,0 +1,249 @@
+"""The OT engine against independent oracles (POT's exact solver, ott-jax's divergence tool,
+closed-form identities) and its invariances."""
+
+from __future__ import annotations
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import ot as pot
+import pytest
+from ott.geometry import pointcloud
+from ott.tools import sinkhorn_divergence as ott_divergence
+
+from wormhole.ot import (
+    KINDS,
+    OTSpec,
+    estimate_cost_scale,
+    paired_distances,
+    pairwise_distances,
+)
+
+
+def random_batch(seed, size=4, n=10, dim=2, pad=0):
+    """``size`` clouds of 5..n points (padded to n + pad with junk coordinates)."""
+    rng = np.random.default_rng(seed)
+    points = rng.random((size, n + pad, dim)).astype(np.float32)
+    weights = np.zeros((size, n + pad), np.float32)
+    for i in range(size):
+        count = int(rng.integers(5, n + 1))
+        weights[i, :count] = rng.uniform(0.5, 1.5, count)
+        points[i, count:] = 7.0 + rng.random((n + pad - count, dim))  # junk under zero weight
+    return points, weights / weights.sum(1, keepdims=True)
+
+
+def real(points, weights, i):
+    keep = weights[i] > 0
+    return points[i][keep].astype(np.float64), weights[i][keep].astype(np.float64)
+
+
+@pytest.mark.parametrize("kind,metric", [("W2", "sqeuclidean"), ("W1", "euclidean")])
+def test_entropic_cost_brackets_the_exact_cost_of_pot(kind, metric):
+    points, weights = random_batch(0, size=5)
+    epsilon = 1e-3
+    spec = OTSpec(kind=kind, epsilon=epsilon, threshold=1e-5, max_iterations=20000)
+    result = pairwise_distances(points, weights, spec)
+    first, second = np.triu_indices(5, 1)
+    for k, (i, j) in enumerate(zip(first, second, strict=True)):
+        (x, a), (y, b) = real(points, weights, i), real(points, weights, j)
+        exact = pot.emd2(a, b, pot.dist(x, y, metric=metric))
+        # OT_eps = <C, P> + eps KL(P | a b^T), and 0 <= KL <= log(min(n, m)).
+        slack = epsilon * np.log(min(len(a), len(b)))
+        assert exact - 1e-4 <= float(result.values[k]) <= exact + slack + 1e-4
+
+
+def test_divergence_matches_ott_sinkhorn_divergence_tool():
+    points, weights = random_batch(1, size=3)
+    spec = OTSpec(kind="S2", epsilon=0.02, threshold=1e-6, max_iterations=5000)
+    ours = pairwise_distances(points, weights, spec).values
+    first, second = np.triu_indices(3, 1)
+    for k, (i, j) in enumerate(zip(first, second, strict=True)):
+        reference = ott_divergence.sinkhorn_divergence(
+            pointcloud.PointCloud, points[i], points[j], a=weights[i], b=weights[j],
+            epsilon=0.02, solve_kwargs={"threshold": 1e-6, "max_iterations": 5000})[0]
+        assert float(ours[k]) == pytest.approx(float(reference), abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["S1", "S2", "GS"])
+def test_divergence_of_a_cloud_with_itself_is_zero_and_others_positive(kind):
+    points, weights = random_batch(2, size=3, dim=3)
+    points = np.concatenate([points, points[:1]])  # cloud 3 repeats cloud 0
+    weights = np.concatenate([weights, weights[:1]])
+    spec = OTSpec(kind=kind, epsilon=0.05, threshold=1e-6, max_iterations=5000)
+    matrix = np.asarray(pairwise_distances(points, weights, spec).matrix())
+    assert matrix[0, 3] == pytest.approx(0.0, abs=1e-5)
+    off = matrix[np.triu_indices(4, 1)]
+    assert (off > -1e-6).all()
+    assert (np.delete(off, 2) > 1e-4).all()  # index 2 of the triu order is the pair (0, 3)
+    np.testing.assert_allclose(matrix, matrix.T)
+    assert (np.diag(matrix) == 0).all()
+
+
+@pytest.mark.parametrize("kind", ["W2", "S2", "S1", "GW"])
+def test_paired_distances_are_symmetric(kind):
+    points, weights = random_batch(3, size=4)
+    spec = OTSpec(kind=kind, epsilon=0.05, threshold=1e-6, max_iterations=5000)
+    forward = paired_distances(points[:2], weights[:2], points[2:], weights[2:], spec).values
+    backward = paired_distances(points[2:], weights[2:], points[:2], weights[:2], spec).values
+    np.testing.assert_allclose(forward, backward, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["W2", "S2"])
+def test_translating_one_cloud_adds_the_closed_form_term(kind):
+    # For squared Euclidean costs, OT(x, y + t) = OT(x, y) + |t|^2 + 2 <t, mean(y) - mean(x)>
+    # exactly (the extra cost is separable), also with entropy; self terms do not move.
+    points, weights = random_batch(4, size=2)
+    x, a, y, b = points[:1], weights[:1], points[1:], weights[1:]
+    shift = np.array([0.3, -0.2], np.float32)
+    spec = OTSpec(kind=kind, epsilon=0.02, threshold=1e-6, max_iterations=5000)
+    base = float(paired_distances(x, a, y, b, spec).values[0])
+    moved = float(paired_distances(x, a, np.where(b[..., None] > 0, y + shift, y), b,
+                                   spec).values[0])
+    mean_x, mean_y = (a[0] @ x[0]), (b[0] @ y[0])
+    expected = base + shift @ shift + 2 * shift @ (mean_y - mean_x)
+    assert moved == pytest.approx(expected, abs=2e-5)
+
+
+def _rotation(seed):
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    return (q * np.sign(np.diag(r))).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["GW", "GS"])
+def test_gromov_wasserstein_ignores_rigid_motions_of_either_cloud(kind):
+    points, weights = random_batch(5, size=2, n=9, dim=3)
+    spec = OTSpec(kind=kind, epsilon=0.05, threshold=1e-6, max_iterations=2000,
+                  outer_iterations=50)
+    base = paired_distances(points[:1], weights[:1], points[1:], weights[1:], spec).values
+    moved_x = points[:1] @ _rotation(1).T + np.float32(0.5)
+    moved_y = points[1:] @ _rotation(2).T - np.float32(1.0)
+    for x, y in ((moved_x, points[1:]), (points[:1], moved_y), (moved_x, moved_y)):
+        value = paired_distances(x, weights[:1], y, weights[1:], spec).values
+        np.testing.assert_allclose(value, base, rtol=1e-3, atol=1e-6)
+    # ... but not to a non-rigid stretch.
+    stretched = points[1:] * np.array([1.0, 1.0, 3.0], np.float32)
+    value = paired_distances(points[:1], weights[:1], stretched, weights[1:], spec).values
+    assert abs(float(value[0] - base[0])) > 1e-3
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_padding_changes_no_distance(kind):
+    points, weights = random_batch(6, size=3, n=8, dim=3)
+    padded_points, padded_weights = random_batch(6, size=3, n=8, dim=3, pad=9)
+    # Same real points and weights; only the padding (junk coordinates, zero weight) differs.
+    padded_points[:, :8], padded_weights[:, :8] = points, weights
+    spec = OTSpec(kind=kind, epsilon=0.05, threshold=1e-5, max_iterations=2000)
+    plain = pairwise_distances(points, weights, spec).values
+    padded = pairwise_distances(padded_points, padded_weights, spec).values
+    np.testing.assert_allclose(padded, plain, rtol=1e-4, atol=1e-6)
+
+
+def test_cost_scale_divides_costs_consistently():
+    # OT_eps(C / s) = OT_{eps s}(C) / s.
+    points, weights = random_batch(7, size=3)
+    scaled = OTSpec(kind="W2", epsilon=0.01, cost_scale=4.0, threshold=1e-6,
+                    max_iterations=5000)
+    plain = OTSpec(kind="W2", epsilon=0.04, threshold=1e-6, max_iterations=5000)
+    np.testing.assert_allclose(pairwise_distances(points, weights, scaled).values,
+                               pairwise_distances(points, weights, plain).values / 4.0,
+                               rtol=1e-4)
+
+
+def test_estimated_cost_scale_is_the_largest_cost_between_real_points():
+    points, weights = random_batch(8, size=2)
+    (x, _), (y, _) = real(points, weights, 0), real(points, weights, 1)
+    expected = pot.dist(x, y, metric="sqeuclidean").max()
+    assert estimate_cost_scale(points, weights, "S2") == pytest.approx(expected, rel=1e-5)
+    within = pot.dist(x, x, metric="sqeuclidean").max()
+    assert estimate_cost_scale(points[:1], weights[:1], "GW") == pytest.approx(within, rel=1e-5)
+
+
+def sqeuclidean_matrix(x, y):
+    return jnp.sum((x[:, None] - y[None]) ** 2, axis=-1)
+
+
+def test_a_cost_matrix_function_or_import_path_replaces_the_ground_cost():
+    points, weights = random_batch(9, size=3)
+    named = pairwise_distances(points, weights, OTSpec(kind="S2", cost="sqeuclidean")).values
+    function = pairwise_distances(points, weights, OTSpec(kind="S2", cost=sqeuclidean_matrix))
+    path = f"{__name__}:sqeuclidean_matrix"
+    assert sys.modules[__name__].sqeuclidean_matrix is sqeuclidean_matrix
+    imported = pairwise_distances(points, weights, OTSpec(kind="S2", cost=path))
+    np.testing.assert_allclose(function.values, named, rtol=1e-5)
+    np.testing.assert_allclose(imported.values, named, rtol=1e-5)
+    euclid = pairwise_distances(points, weights, OTSpec(kind="S2", cost="euclidean")).values
+    assert not np.allclose(euclid, named)
+
+
+def test_convergence_failures_are_reported_as_hit_cap_fraction():
+    points, weights = random_batch(10, size=4)
+    capped = OTSpec(kind="S2", epsilon=0.001, threshold=1e-7, max_iterations=20)
+    loose = OTSpec(kind="S2", epsilon=0.1, threshold=1e-2, max_iterations=2000)
+    result = pairwise_distances(points, weights, capped)
+    assert result.hit_cap.shape == (6 + 4,)  # 6 cross terms and 4 self terms: not 12 self
+    assert bool(result.hit_cap[:6].all())  # cross terms cannot converge in 20 iterations
+    assert float(result.hit_cap_fraction) == pytest.approx(float(np.mean(result.hit_cap)))
+    assert float(pairwise_distances(points, weights, loose).hit_cap_fraction) == 0.0
+
+
+def test_reconstruction_gradients_implicit_and_unrolled_agree_with_finite_differences():
+    points, weights = random_batch(11, size=2)
+    x, a = points[:1], weights[:1]
+    y = points[1:, :6] * 0.8 + 0.1
+    b = np.full((1, 6), 1 / 6, np.float32)
+    grads = {}
+    for mode in ("implicit", "unroll"):
+        spec = OTSpec(kind="S2", epsilon=0.05, threshold=1e-6, max_iterations=3000,
+                      differentiation=mode)
+        loss = lambda y, spec=spec: paired_distances(x, a, y, b, spec, validate=False).values[0]
+        grads[mode] = np.asarray(jax.grad(loss)(jnp.asarray(y)))
+    np.testing.assert_allclose(grads["implicit"], grads["unroll"], rtol=1e-2, atol=1e-5)
+    spec = OTSpec(kind="S2", epsilon=0.05, threshold=1e-6, max_iterations=3000)
+    direction = np.random.default_rng(0).normal(size=y.shape).astype(np.float32)
+    h = 1e-2
+    value = lambda z: float(paired_distances(x, a, z, b, spec).values[0])
+    numeric = (value(y + h * direction) - value(y - h * direction)) / (2 * h)
+    assert float(np.sum(grads["implicit"] * direction)) == pytest.approx(numeric, rel=2e-2)
+
+
+def test_everything_runs_under_jit_and_vmap_free_of_python_loops():
+    points, weights = random_batch(12, size=4)
+    spec = OTSpec(kind="S2", epsilon=0.05)
+    jitted = jax.jit(lambda p, w: pairwise_distances(p, w, spec).values)
+    np.testing.assert_allclose(jitted(points, weights),
+                               pairwise_distances(points, weights, spec).values, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda p, w: (p[:, :, :2], w[:, :3]), "do not match points"),
+    (lambda p, w: (p.at[2, 1, 0].set(jnp.nan), w), "cloud 2 has NaN or infinite coordinates"),
+    (lambda p, w: (p, w.at[1].set(0.0)), "cloud 1 has no point with positive weight"),
+    (lambda p, w: (p, w.at[3, 0].set(-0.1)), "cloud 3 has negative weights"),
+    (lambda p, w: (p[0], w[0]), "must be \\[clouds, points, dim\\]"),
+])
+def test_bad_input_is_refused_before_any_solve(mutate, message):
+    points, weights = random_batch(13, size=4)
+    bad_points, bad_weights = mutate(jnp.asarray(points), jnp.asarray(weights))
+    with pytest.raises(ValueError, match=message):
+        pairwise_distances(bad_points, bad_weights, OTSpec())
+
+
+def test_paired_distances_refuse_mismatched_pair_lists():
+    points, weights = random_batch(14, size=4)
+    with pytest.raises(ValueError, match="as many x as y"):
+        paired_distances(points[:3], weights[:3], points[:2], weights[:2], OTSpec())
+
+
+def test_spec_errors_name_the_problem():
+    with pytest.raises(ValueError, match="Unknown OT kind 'W3'"):
+        OTSpec(kind="W3")
+    with pytest.raises(ValueError, match="epsilon must be positive"):
+        OTSpec(epsilon=0.0)
+    with pytest.raises(ValueError, match="Unknown OT cost 'geodesik'"):
+        _ = OTSpec(cost="geodesik").cost_fn
+    with pytest.raises(ValueError, match="could not be imported"):
+        _ = OTSpec(cost="no_such_module:f").cost_fn
+    with pytest.raises(ValueError, match="GW kinds take an ott-jax CostFn"):
+        OTSpec(kind="GW", cost=sqeuclidean_matrix)
