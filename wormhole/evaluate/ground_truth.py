@@ -1,0 +1,323 @@
+"""Ground-truth OT between weighted point clouds, independent of any model.
+
+The numbers a trained embedding is judged against. Two ways to get them:
+
+- ``exact``: POT's network simplex (:func:`ot.emd2`) on the full cost matrix, for the
+  unregularised kinds ``W1`` and ``W2`` when both clouds have at most ``max_exact_points``
+  points. The value is the optimal transport cost, so ``W2`` is the *squared* 2-Wasserstein
+  distance (squared Euclidean ground cost) and ``W1`` the 1-Wasserstein distance (Euclidean
+  ground cost).
+- ``sinkhorn``: ott-jax in float64 with a tight marginal threshold, a high iteration cap and
+  epsilon annealing. For ``W1``/``W2`` it returns the transport cost ``<C, P_eps>`` of the
+  entropic plan (an upper bound on the exact cost that tends to it as ``eps -> 0``; the
+  default ``eps`` is 1e-3 times the pair's mean cost). For the entropic kinds it returns the
+  quantity that defines them at the given ``epsilon``:
+
+  - ``S1``/``S2``: the Sinkhorn divergence
+    ``OT_eps(a, b) - (OT_eps(a, a) + OT_eps(b, b)) / 2`` (Feydy et al. 2019), via
+    :func:`ott.tools.sinkhorn_divergence.sinkhorn_divergence`;
+  - ``GW``: the Gromov-Wasserstein objective
+    ``sum_ijkl (Cx_ik - Cy_jl)^2 P_ij P_kl`` evaluated at ott-jax's entropic GW plan
+    (Peyre et al. 2016), where ``Cx``/``Cy`` are the clouds' intra-cloud costs;
+  - ``GS``: the debiased entropic GW cost ``GW_eps(a, b) - (GW_eps(a, a) + GW_eps(b, b)) / 2``.
+
+``method="auto"`` uses ``exact`` where it applies and ``sinkhorn`` otherwise. Ground costs are
+divided by ``cost_scale`` before solving (the same convention as ott's ``scale_cost``), and
+values are returned in those scaled units.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from wormhole.data.clouds import PointClouds, validate_clouds
+
+__all__ = ["KINDS", "ground_truth_distances", "pairwise_ground_truth"]
+
+KINDS = ("W1", "W2", "S1", "S2", "GW", "GS")
+_EXACT_KINDS = ("W1", "W2")
+_DEFAULT_COST = {"W1": "euclidean", "S1": "euclidean", "W2": "sqeuclidean",
+                 "S2": "sqeuclidean", "GW": "sqeuclidean", "GS": "sqeuclidean"}
+_COST_ALIASES = {"sqeuclidean": "sqeuclidean", "squared_euclidean": "sqeuclidean",
+                 "euclidean": "euclidean", "cityblock": "cityblock", "l1": "cityblock",
+                 "pnormp1": "cityblock", "manhattan": "cityblock"}
+# Relative epsilon (times the pair's mean cost) used when W1/W2 go through Sinkhorn.
+_W_RELATIVE_EPSILON = 1e-3
+# Absolute epsilon for the entropic kinds when none is given: the training default
+# (wormhole.config.OTConfig.epsilon). Pass config.ot.epsilon to match a run.
+_ENTROPIC_DEFAULT_EPSILON = 0.01
+
+
+def _cost_name(kind: str, cost: str | None) -> str:
+    if cost is None:
+        return _DEFAULT_COST[kind]
+    key = cost.lower().replace("-", "").replace(" ", "")
+    if key not in _COST_ALIASES:
+        raise ValueError(f"Unknown ground cost '{cost}'; use one of 'sqeuclidean', "
+                         f"'euclidean', 'cityblock' (or None for the default of {kind}).")
+    return _COST_ALIASES[key]
+
+
+def _ott_cost(name: str):
+    from ott.geometry import costs
+
+    return {"sqeuclidean": costs.SqEuclidean, "euclidean": costs.Euclidean,
+            "cityblock": lambda: costs.PNormP(1)}[name]()
+
+
+def _as_lists(clouds, weights, what: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    if isinstance(clouds, PointClouds):
+        if weights is not None:
+            raise ValueError(f"{what}: weights come with the PointClouds; pass weights=None.")
+        return clouds.to_list()
+    return validate_clouds(clouds, weights, what)
+
+
+# ----------------------------------------------------------------------------- exact
+
+
+def _exact_pair(x, a, y, b, metric: str, cost_scale: float) -> float:
+    import ot
+
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    a, b = a / a.sum(), b / b.sum()
+    cost = ot.dist(np.asarray(x, np.float64), np.asarray(y, np.float64), metric=metric)
+    value, log = ot.emd2(a, b, cost / cost_scale, numItermax=10_000_000, log=True)
+    if log["warning"] is not None:
+        warnings.warn(f"Network simplex did not reach optimality ({log['warning']}); the "
+                      f"exact value may be slightly too high.", RuntimeWarning, stacklevel=3)
+    return float(value)
+
+
+# --------------------------------------------------------------------------- sinkhorn
+
+
+def _linear_solver_kwargs(threshold: float, max_iterations: int) -> dict:
+    return dict(threshold=threshold, max_iterations=max_iterations, lse_mode=True)
+
+
+def _annealed(target):
+    from ott.geometry import epsilon_scheduler
+
+    # Start 100x larger and decay geometrically: at small eps, plain Sinkhorn needs tens of
+    # thousands of iterations to spread mass; annealing reaches the same fixed point faster.
+    return epsilon_scheduler.Epsilon(target, init=100.0, decay=0.95)
+
+
+def _gw_objective(cx, cy, plan):
+    """Squared-loss GW objective at ``plan``: sum_ijkl (Cx_ik - Cy_jl)^2 P_ij P_kl."""
+    import jax.numpy as jnp
+
+    p, q = plan.sum(1), plan.sum(0)
+    return (p @ (cx ** 2) @ p + q @ (cy ** 2) @ q
+            - 2.0 * jnp.sum(plan * (cx @ plan @ cy.T)))
+
+
+@functools.cache
+def _batched_solver(kind: str, cost: str, scale: float, threshold: float, max_iterations: int):
+    """A jitted, vmapped ``(x, a, y, b, epsilon) -> (value, converged)``.
+
+    ``epsilon`` is relative to the pair's mean cost for W kinds and absolute otherwise;
+    ``scale`` divides the costs (static: ott keeps ``scale_cost`` out of the traced data).
+    """
+    import jax
+    import jax.numpy as jnp
+    from ott.geometry import pointcloud
+    from ott.problems.quadratic import quadratic_problem
+    from ott.solvers import linear
+    from ott.solvers.linear import sinkhorn
+    from ott.solvers.quadratic import gromov_wasserstein
+    from ott.tools import sinkhorn_divergence
+
+    cost_fn = _ott_cost(cost)
+    solver_kwargs = _linear_solver_kwargs(threshold, max_iterations)
+
+    def w_kind(x, a, y, b, epsilon):
+        base = pointcloud.PointCloud(x, y, cost_fn=cost_fn, scale_cost=scale)
+        # ott's relative epsilon averages over padding too, so weight the mean ourselves.
+        target = epsilon * (a @ base.cost_matrix @ b)
+        geom = pointcloud.PointCloud(x, y, cost_fn=cost_fn, scale_cost=scale,
+                                     epsilon=_annealed(target))
+        out = linear.solve(geom, a, b, **solver_kwargs)
+        return out.primal_cost, out.converged
+
+    def s_kind(x, a, y, b, epsilon):
+        value, out = sinkhorn_divergence.sinkhorn_divergence(
+            pointcloud.PointCloud, x=x, y=y, a=a, b=b, cost_fn=cost_fn, scale_cost=scale,
+            epsilon=epsilon, solve_kwargs=solver_kwargs)
+        return value, jnp.all(jnp.asarray(out.converged))
+
+    def gw_solve(x, a, y, b, epsilon):
+        geom_x = pointcloud.PointCloud(x, x, cost_fn=cost_fn, scale_cost=scale)
+        geom_y = pointcloud.PointCloud(y, y, cost_fn=cost_fn, scale_cost=scale)
+        problem = quadratic_problem.QuadraticProblem(geom_x, geom_y, a=a, b=b)
+        solver = gromov_wasserstein.GromovWasserstein(
+            sinkhorn.Sinkhorn(**solver_kwargs), epsilon=epsilon, threshold=threshold,
+            max_iterations=200)
+        out = solver(problem)
+        return out, geom_x.cost_matrix, geom_y.cost_matrix
+
+    def gw_kind(x, a, y, b, epsilon):
+        out, cx, cy = gw_solve(x, a, y, b, epsilon)
+        return _gw_objective(cx, cy, out.matrix), out.converged
+
+    def gs_kind(x, a, y, b, epsilon):
+        xy, _, _ = gw_solve(x, a, y, b, epsilon)
+        xx, _, _ = gw_solve(x, a, x, a, epsilon)
+        yy, _, _ = gw_solve(y, b, y, b, epsilon)
+        value = xy.reg_gw_cost - 0.5 * (xx.reg_gw_cost + yy.reg_gw_cost)
+        return value, xy.converged & xx.converged & yy.converged
+
+    fn = {"W1": w_kind, "W2": w_kind, "S1": s_kind, "S2": s_kind, "GW": gw_kind,
+          "GS": gs_kind}[kind]
+    return jax.jit(jax.vmap(fn, in_axes=(0, 0, 0, 0, None)))
+
+
+def _bucket_length(size: int) -> int:
+    """Pad to the next power of two (at least 8) so few shapes are compiled."""
+    return max(8, 1 << (int(size) - 1).bit_length())
+
+
+def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_scale,
+                    threshold, max_iterations, batch_size, bar) -> tuple[dict, int]:
+    import jax
+
+    solve = _batched_solver(kind, cost, float(cost_scale), float(threshold),
+                            int(max_iterations))
+    dim = xs_a[0].shape[1]
+    # Similar sizes share a batch, so padding stays small.
+    order = sorted(index, key=lambda p: max(len(xs_a[p]), len(xs_b[p])))
+    values, failures = {}, 0
+    with jax.enable_x64(True):
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            length = _bucket_length(max(max(len(xs_a[p]), len(xs_b[p])) for p in chunk))
+            rows = chunk + [chunk[0]] * (batch_size - len(chunk))
+            x = np.zeros((batch_size, length, dim))
+            y = np.zeros((batch_size, length, dim))
+            a = np.zeros((batch_size, length))
+            b = np.zeros((batch_size, length))
+            for r, p in enumerate(rows):
+                x[r, :len(xs_a[p])], a[r, :len(xs_a[p])] = xs_a[p], ws_a[p] / ws_a[p].sum()
+                y[r, :len(xs_b[p])], b[r, :len(xs_b[p])] = xs_b[p], ws_b[p] / ws_b[p].sum()
+            value, converged = solve(x, a, y, b, float(epsilon))
+            value, converged = np.asarray(value), np.asarray(converged)
+            for r, p in enumerate(chunk):
+                values[p] = float(value[r])
+                failures += int(not converged[r])
+            bar.update(len(chunk))
+    return values, failures
+
+
+# ------------------------------------------------------------------------------ public
+
+
+def ground_truth_distances(clouds_a, weights_a, clouds_b, weights_b, kind: str = "W2",
+                           method: str = "auto", epsilon: float | None = None,
+                           max_exact_points: int = 2000, cost: str | None = None,
+                           cost_scale: float = 1.0, threshold: float = 1e-5,
+                           max_iterations: int = 50_000, batch_size: int = 16,
+                           progress: bool | None = None) -> np.ndarray:
+    """OT values for ``P`` explicit pairs ``(clouds_a[p], clouds_b[p])``.
+
+    Args:
+      clouds_a, clouds_b: ``P`` clouds each, arrays ``[n_p, d]`` (ragged), or
+        :class:`~wormhole.data.clouds.PointClouds` (then pass ``weights=None``).
+      weights_a, weights_b: ``None`` (uniform) or ``P`` weight arrays ``[n_p]``.
+      kind: one of ``W1, W2, S1, S2, GW, GS`` (see the module docstring for each value).
+      method: ``exact`` (W1/W2 only), ``sinkhorn`` or ``auto`` (exact for W1/W2 pairs whose
+        clouds have at most ``max_exact_points`` points, Sinkhorn otherwise).
+      epsilon: entropic regularisation. For W1/W2 through Sinkhorn, a multiple of the
+        pair's mean cost (default 1e-3). For S1/S2/GW/GS, the absolute epsilon that
+        defines the quantity, in scaled cost units (default 0.01, the training default;
+        pass ``config.ot.epsilon`` to match a run).
+      max_exact_points: largest cloud the network simplex is used for under ``auto``.
+      cost: ground cost ``sqeuclidean``, ``euclidean`` or ``cityblock``; ``None`` uses the
+        kind's default (Euclidean for W1/S1, squared Euclidean otherwise).
+      cost_scale: costs are divided by this before solving.
+      threshold, max_iterations: Sinkhorn marginal-error threshold and iteration cap.
+      batch_size: pairs solved together by one vmapped Sinkhorn call.
+      progress: show a tqdm bar (default: when there are at least 50 pairs).
+
+    Returns:
+      ``[P]`` float64 values, in the order of the pairs.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"Unknown OT kind '{kind}'; choose one of {', '.join(KINDS)}.")
+    if method not in ("auto", "exact", "sinkhorn"):
+        raise ValueError(f"Unknown method '{method}'; choose 'auto', 'exact' or 'sinkhorn'.")
+    if method == "exact" and kind not in _EXACT_KINDS:
+        raise ValueError(f"{kind} is an entropic quantity defined by its epsilon; it has no "
+                         f"exact solver. Use method='sinkhorn' (or 'auto').")
+    if cost_scale <= 0:
+        raise ValueError(f"cost_scale must be positive, got {cost_scale}.")
+    xs_a, ws_a = _as_lists(clouds_a, weights_a, "clouds_a")
+    xs_b, ws_b = _as_lists(clouds_b, weights_b, "clouds_b")
+    if len(xs_a) != len(xs_b):
+        raise ValueError(f"clouds_a has {len(xs_a)} clouds but clouds_b has {len(xs_b)}; "
+                         f"ground truth is computed for explicit pairs, one per index.")
+    if xs_a[0].shape[1] != xs_b[0].shape[1]:
+        raise ValueError(f"clouds_a are {xs_a[0].shape[1]}-D but clouds_b are "
+                         f"{xs_b[0].shape[1]}-D.")
+    cost_name = _cost_name(kind, cost)
+    num = len(xs_a)
+    if kind in _EXACT_KINDS and method != "sinkhorn":
+        exact = [p for p in range(num) if method == "exact"
+                 or max(len(xs_a[p]), len(xs_b[p])) <= max_exact_points]
+    else:
+        exact = []
+    exact_set = set(exact)
+    rest = [p for p in range(num) if p not in exact_set]
+    if epsilon is None:
+        epsilon = _W_RELATIVE_EPSILON if kind in _EXACT_KINDS else _ENTROPIC_DEFAULT_EPSILON
+    if epsilon <= 0:
+        raise ValueError(f"epsilon must be positive, got {epsilon}.")
+
+    out = np.empty(num, np.float64)
+    show = num >= 50 if progress is None else progress
+    with tqdm(total=num, desc=f"ground truth {kind}", disable=not show) as bar:
+        for p in exact:
+            out[p] = _exact_pair(xs_a[p], ws_a[p], xs_b[p], ws_b[p], cost_name, cost_scale)
+            bar.update(1)
+        if rest:
+            values, failures = _sinkhorn_pairs(
+                xs_a, ws_a, xs_b, ws_b, rest, kind, cost_name, epsilon, cost_scale,
+                threshold, max_iterations, batch_size, bar)
+            out[rest] = [values[p] for p in rest]
+            if failures:
+                warnings.warn(f"Sinkhorn did not reach threshold {threshold} within "
+                              f"{max_iterations} iterations for {failures} of {len(rest)} "
+                              f"{kind} pairs; raise max_iterations or epsilon.",
+                              RuntimeWarning, stacklevel=2)
+    return out
+
+
+def pairwise_ground_truth(clouds, weights: Sequence | None = None, kind: str = "W2",
+                          **kwargs) -> np.ndarray:
+    """The full symmetric ``[N, N]`` matrix of :func:`ground_truth_distances`.
+
+    Solves the ``N (N - 1) / 2`` pairs ``i < j`` once each and mirrors them. The diagonal is
+    set to zero, the value every kind takes on identical clouds (entropic GW solvers return
+    a small positive number there instead).
+
+    Args:
+      clouds: ``N`` clouds ``[n_i, d]`` or a :class:`~wormhole.data.clouds.PointClouds`.
+      weights: ``None`` (uniform) or ``N`` weight arrays.
+      kind: OT kind; ``kwargs`` go to :func:`ground_truth_distances`.
+    """
+    xs, ws = _as_lists(clouds, weights, "cloud")
+    num = len(xs)
+    rows, cols = np.triu_indices(num, k=1)
+    values = ground_truth_distances([xs[i] for i in rows], [ws[i] for i in rows],
+                                    [xs[j] for j in cols], [ws[j] for j in cols],
+                                    kind=kind, **kwargs) if num > 1 else np.zeros(0)
+    matrix = np.zeros((num, num), np.float64)
+    matrix[rows, cols] = values
+    matrix[cols, rows] = values
+    return matrix

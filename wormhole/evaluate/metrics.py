@@ -1,0 +1,101 @@
+"""How well embedding distances agree with OT, and how well embeddings separate labels.
+
+Plain NumPy/SciPy/scikit-learn functions of arrays: no model, no solver.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["Agreement", "agreement", "nearest_neighbor_accuracy"]
+
+
+class Agreement(NamedTuple):
+    """Agreement of predicted distances with ground truth over ``P`` pairs.
+
+    Attributes:
+      pearson: linear correlation.
+      spearman: rank correlation.
+      stress: mean squared difference ``mean((pred - target)^2)``, in the units of the
+        values squared (the training stress loss on these pairs).
+      mean_relative_error: ``mean(|pred - target| / target)`` over pairs with a positive
+        target.
+      num_pairs: ``P``.
+      num_relative: pairs that entered the relative error (positive target).
+    """
+
+    pearson: float
+    spearman: float
+    stress: float
+    mean_relative_error: float
+    num_pairs: int
+    num_relative: int
+
+    def as_dict(self) -> dict:
+        return {k: (float(v) if isinstance(v, float | np.floating) else int(v))
+                for k, v in self._asdict().items()}
+
+
+def agreement(predicted, target) -> Agreement:
+    """Pearson, Spearman, stress and mean relative error of ``predicted`` vs ``target``.
+
+    Args:
+      predicted, target: ``[P]`` values for the same pairs, in the same units.
+
+    Raises:
+      ValueError: on shape mismatch, fewer than two pairs or non-finite values.
+    """
+    pred = np.asarray(predicted, np.float64).ravel()
+    true = np.asarray(target, np.float64).ravel()
+    if pred.shape != true.shape:
+        raise ValueError(f"Got {pred.size} predicted values for {true.size} targets.")
+    if pred.size < 2:
+        raise ValueError("Agreement needs at least two pairs.")
+    for name, values in (("predicted", pred), ("target", true)):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"The {name} distances contain NaN or infinite values.")
+    constant = np.ptp(pred) == 0 or np.ptp(true) == 0
+    pearson = float("nan") if constant else float(stats.pearsonr(pred, true).statistic)
+    spearman = float("nan") if constant else float(stats.spearmanr(pred, true).statistic)
+    positive = true > 0
+    relative = np.abs(pred[positive] - true[positive]) / true[positive]
+    return Agreement(pearson, spearman, float(np.mean((pred - true) ** 2)),
+                     float(relative.mean()) if relative.size else float("nan"),
+                     int(pred.size), int(positive.sum()))
+
+
+def nearest_neighbor_accuracy(query, query_labels, reference=None,
+                              reference_labels=None) -> float:
+    """Fraction of ``query`` embeddings whose nearest neighbour has the same label.
+
+    The nearest neighbour is taken in Euclidean distance, which orders neighbours as both
+    embedding distances of the model do (``mse`` is its square over the dimension).
+
+    Args:
+      query: ``[N, e]`` embeddings with ``query_labels [N]``.
+      reference: ``[M, e]`` embeddings with ``reference_labels [M]`` to search (e.g. the
+        training split); ``None``: leave-one-out within ``query``.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    query = np.asarray(query, np.float64)
+    query_labels = np.asarray(query_labels)
+    if query_labels.shape != (len(query),):
+        raise ValueError(f"Got {len(query)} embeddings but labels of shape "
+                         f"{query_labels.shape}.")
+    if reference is None:
+        if len(query) < 2:
+            raise ValueError("Leave-one-out nearest neighbours need at least two embeddings.")
+        # The closest point to each query is itself; take the second.
+        index = NearestNeighbors(n_neighbors=2).fit(query).kneighbors(query)[1][:, 1]
+        return float(np.mean(query_labels[index] == query_labels))
+    reference = np.asarray(reference, np.float64)
+    reference_labels = np.asarray(reference_labels)
+    if reference_labels.shape != (len(reference),):
+        raise ValueError(f"Got {len(reference)} reference embeddings but labels of shape "
+                         f"{reference_labels.shape}.")
+    index = NearestNeighbors(n_neighbors=1).fit(reference).kneighbors(query)[1][:, 0]
+    return float(np.mean(reference_labels[index] == query_labels))
