@@ -1,7 +1,14 @@
 """Judging a trained embedding: ground-truth OT, agreement metrics, stress bounds, plots."""
 
+from wormhole.evaluate.barycenter import (
+    BarycenterComparison,
+    compare_barycenter,
+    free_support_barycenter,
+)
 from wormhole.evaluate.ground_truth import KINDS, ground_truth_distances, pairwise_ground_truth
 from wormhole.evaluate.metrics import Agreement, agreement, nearest_neighbor_accuracy
+from wormhole.evaluate.report import evaluate_run
+from wormhole.evaluate.splits import SPLITS, run_split
 from wormhole.evaluate.stress import (
     StressAnalysis,
     classical_mds,
@@ -13,15 +20,21 @@ from wormhole.evaluate.stress import (
 
 __all__ = [
     "KINDS",
+    "SPLITS",
     "Agreement",
+    "BarycenterComparison",
     "StressAnalysis",
     "agreement",
     "classical_mds",
+    "compare_barycenter",
     "criterion_eigenvalues",
+    "evaluate_run",
+    "free_support_barycenter",
     "ground_truth_distances",
     "nearest_euclidean",
     "nearest_neighbor_accuracy",
     "pairwise_ground_truth",
+    "run_split",
     "stress_analysis",
     "stress_bounds",
 ]

@@ -1,0 +1,343 @@
+"""Evaluate a trained run end to end: one JSON of figures and a folder of PNG plots.
+
+    from wormhole.evaluate import evaluate_run
+    report = evaluate_run("runs/digits")          # writes runs/digits/eval/test-step<N>/
+
+Everything is judged on clouds the model never trained on (the run's ``test`` split unless
+told otherwise), against OT computed without the model (:mod:`.ground_truth`), in the
+model's target units: the OT cost on normalised coordinates divided by the run's cost scale.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from wormhole.data import PointClouds
+from wormhole.evaluate.barycenter import compare_barycenter
+from wormhole.evaluate.ground_truth import ground_truth_distances, pairwise_ground_truth
+from wormhole.evaluate.metrics import agreement, nearest_neighbor_accuracy
+from wormhole.evaluate.plots import (
+    label_name,
+    plot_agreement,
+    plot_barycenters,
+    plot_embedding_map,
+    plot_interpolations,
+    plot_reconstructions,
+)
+from wormhole.evaluate.splits import run_split
+from wormhole.evaluate.stress import stress_analysis
+from wormhole.inference import Wormhole, load
+
+__all__ = ["evaluate_run"]
+
+# The unregularised distance an entropic kind tends to as epsilon -> 0.
+_EXACT_OF = {"S1": "W1", "S2": "W2", "W1": "W1", "W2": "W2"}
+_GROUND_TRUTH_BATCH = 64
+
+
+def _random_pairs(count: int, num_pairs: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    first = rng.integers(0, count, num_pairs)
+    return first, (first + rng.integers(1, count, num_pairs)) % count  # never i with i
+
+
+class _Evaluation:
+    """The pieces of one report; each method adds a section and its plots."""
+
+    def __init__(self, model: Wormhole, clouds: PointClouds, split: str, out: Path,
+                 seed: int, progress: bool, plots: bool):
+        self.model, self.clouds, self.split, self.out = model, clouds, split, out
+        self.config = model.config
+        self.progress, self.plots, self.seed = progress, plots, seed
+        self.normalized = model.prepare(clouds)
+        self.embeddings = model.encode(clouds)
+        self.figures: list[str] = []
+        self.report: dict = {}
+
+    def _ground_truth(self, first, second, kind: str | None = None, **kwargs) -> np.ndarray:
+        kind = kind or self.config.ot.kind
+        entropic = kind not in ("W1", "W2")
+        ev = self.config.eval
+        return ground_truth_distances(
+            self.normalized.subset(first), None, self.normalized.subset(second), None,
+            kind=kind, method=kwargs.pop("method", ev.ground_truth),
+            epsilon=self.config.ot.epsilon if entropic else None,
+            max_exact_points=ev.max_exact_points, cost=self._cost(kind),
+            cost_scale=self.model.cost_scale, batch_size=_GROUND_TRUTH_BATCH,
+            progress=self.progress, **kwargs)
+
+    def _cost(self, kind: str) -> str | None:
+        """The run's ground cost for its kind and that kind's exact counterpart."""
+        own = self.config.ot.kind
+        return self.config.ot.cost if kind in (own, _EXACT_OF.get(own)) else None
+
+    def _predicted(self, first, second) -> np.ndarray:
+        return self.model.embedding_distances(self.embeddings[first], self.embeddings[second])
+
+    def _plot(self, name: str, fn, *args, **kwargs) -> None:
+        if self.plots:
+            self.figures.append(str(fn(*args, path=self.out / name, **kwargs).name))
+
+    # ------------------------------------------------------------------ sections
+
+    def pairs(self, num_pairs: int, exact: bool) -> None:
+        rng = np.random.default_rng((self.seed, 5))
+        first, second = _random_pairs(len(self.clouds), num_pairs, rng)
+        target = self._ground_truth(first, second)
+        predicted = self._predicted(first, second)
+        kind = self.config.ot.kind
+        section = {"kind": kind, "method": self.config.eval.ground_truth,
+                   **agreement(predicted, target).as_dict(),
+                   "target_mean": float(target.mean())}
+        self.report["pairs"] = section
+        self._plot("agreement.png", plot_agreement, predicted, target,
+                   title=f"{self.config.name}: embedding distance vs {kind} ({self.split})")
+        exact_kind = _EXACT_OF.get(kind)
+        small = int(self.clouds.sizes.max()) <= self.config.eval.max_exact_points
+        if exact and exact_kind and exact_kind != kind and small:
+            # How close the entropic target's embedding is to unregularised OT.
+            value = self._ground_truth(first, second, exact_kind, method="exact")
+            self.report["pairs_exact"] = {"kind": exact_kind, "method": "exact",
+                                          **agreement(predicted, value).as_dict()}
+
+    def nearest_neighbors(self, reference: PointClouds | None, max_reference: int) -> None:
+        labels = self.clouds.labels
+        if labels is None:
+            return
+        section = {"leave_one_out": nearest_neighbor_accuracy(self.embeddings, labels)}
+        if reference is not None and reference.labels is not None:
+            if len(reference) > max_reference:
+                keep = np.random.default_rng((self.seed, 6)).choice(
+                    len(reference), max_reference, replace=False)
+                reference = reference.subset(np.sort(keep))
+            section["against_train"] = nearest_neighbor_accuracy(
+                self.embeddings, labels, self.model.encode(reference), reference.labels)
+            section["num_reference"] = len(reference)
+        self.report["nearest_neighbor"] = section
+        self._plot("embedding_map.png", plot_embedding_map, self.embeddings, labels,
+                   label_names=self.clouds.label_names,
+                   title=f"{self.config.name}: {self.split} embeddings (PCA to 2-D)")
+
+    def held_out(self, labels, num_pairs: int) -> None:
+        """The same figures on classes removed from training (``data.exclude_labels``)."""
+        mask = np.isin(self.clouds.labels, labels)
+        index = np.nonzero(mask)[0]
+        if len(index) < 2:
+            self.report["held_out"] = {"labels": [str(v) for v in labels],
+                                       "skipped": f"fewer than two {self.split} clouds"}
+            return
+        rng = np.random.default_rng((self.seed, 8))
+        a, b = _random_pairs(len(index), num_pairs, rng)
+        first, second = index[a], index[b]
+        target = self._ground_truth(first, second)
+        predicted = self._predicted(first, second)
+        # Leave-one-out within the split: do held-out clouds find their own class?
+        hits = _leave_one_out_hits(self.embeddings, self.clouds.labels)
+        self.report["held_out"] = {
+            "labels": [label_name(v, self.clouds.label_names) for v in labels],
+            "num_clouds": len(index), **agreement(predicted, target).as_dict(),
+            "nearest_neighbor_leave_one_out": float(hits[mask].mean()),
+            "nearest_neighbor_leave_one_out_seen": float(hits[~mask].mean())
+            if (~mask).any() else None}
+        self._plot("agreement_held_out.png", plot_agreement, predicted, target,
+                   title=f"{self.config.name}: held-out classes")
+
+    def stress(self, num_clouds: int) -> None:
+        count = min(num_clouds, len(self.clouds))
+        if count < 3:
+            return
+        index = np.sort(np.random.default_rng((self.seed, 9)).choice(
+            len(self.clouds), count, replace=False))
+        ev = self.config.eval
+        kind = self.config.ot.kind
+        entropic = kind not in ("W1", "W2")
+        delta = pairwise_ground_truth(
+            self.normalized.subset(index), kind=kind, method=ev.ground_truth,
+            epsilon=self.config.ot.epsilon if entropic else None,
+            max_exact_points=ev.max_exact_points, cost=self._cost(kind),
+            cost_scale=self.model.cost_scale, batch_size=_GROUND_TRUTH_BATCH,
+            progress=self.progress)
+        emb = self.embeddings[index]
+        predicted = np.array(self.model.embedding_distances(emb[:, None], emb[None, :]))
+        squared = self.config.model.embedding_distance == "euclidean"
+        if squared:  # a Euclidean embedding fits the targets' squares by squared distances
+            delta, predicted = delta ** 2, predicted ** 2
+        np.fill_diagonal(predicted, 0.0)
+        result = stress_analysis(delta, self.config.model.emb_dim, predicted)
+        self.report["stress_analysis"] = {
+            **result.as_dict(), "kind": kind,
+            "values": f"{kind}^2 (squared, for a euclidean embedding distance)" if squared
+            else kind}
+
+    def reconstructions(self, num_plot: int) -> None:
+        if self.model.spec.decoder_points == 0:
+            return
+        count = min(max(num_plot, 1), len(self.clouds))
+        index = np.arange(count)
+        decoded = self.model.decode(self.embeddings[index])
+        kind = self.config.ot.decoder_kind or self.config.ot.kind
+        rebuilt = PointClouds.from_padded(self.model.normalization.apply(decoded))
+        entropic = kind not in ("W1", "W2")
+        values = ground_truth_distances(
+            self.normalized.subset(index), None, rebuilt, None, kind=kind,
+            method=self.config.eval.ground_truth,
+            epsilon=(self.config.ot.decoder_epsilon or self.config.ot.epsilon)
+            if entropic else None, max_exact_points=self.config.eval.max_exact_points,
+            cost=self._cost(kind), cost_scale=self.model.cost_scale, progress=False)
+        # For scale: the mean target distance between two different clouds of the split.
+        self.report["reconstruction"] = {
+            "kind": kind, "num_clouds": count, "mean": float(values.mean()),
+            "max": float(values.max()),
+            "mean_between_clouds": self.report.get("pairs", {}).get("target_mean")}
+        if num_plot > 0:
+            titles = None if self.clouds.labels is None else \
+                [label_name(v, self.clouds.label_names) for v in self.clouds.labels[index]]
+            self._plot("reconstructions.png", plot_reconstructions,
+                       [self.clouds.cloud(i) for i in index], decoded, titles=titles)
+
+    def barycenters(self, labels, max_clouds: int, epsilon: float) -> None:
+        if self.model.spec.decoder_points == 0 or self.clouds.labels is None:
+            return
+        if self.config.ot.kind in ("GW", "GS"):
+            self.report["barycenters"] = {"skipped": "GW embeddings are defined up to "
+                                          "isometry; a W2 reference does not apply"}
+            return
+        values = np.unique(self.clouds.labels) if labels is None else np.asarray(labels)
+        rows, section = [], {}
+        for value in tqdm(values, desc="barycenters", disable=not self.progress):
+            index = np.nonzero(self.clouds.labels == value)[0]
+            if len(index) == 0:
+                raise ValueError(f"No {self.split} cloud has label {value!r}.")
+            index = index[:max_clouds]
+            members = self.clouds.subset(index)
+            result = compare_barycenter(self.model, members, epsilon=epsilon, seed=self.seed)
+            name = label_name(value, self.clouds.label_names)
+            section[name] = result.figures()
+            rows.append({"title": name, "members": [members.cloud(i) for i in range(4)
+                                                    if i < len(members)],
+                         "model": result.model, "reference": result.reference,
+                         "note": f"S2 {result.s2_model_reference:.3g}"})
+        self.report["barycenters"] = {"reference_epsilon": epsilon, "classes": section}
+        self._plot("barycenters.png", plot_barycenters, rows)
+
+    def interpolations(self, count: int, steps: int = 7) -> None:
+        if self.model.spec.decoder_points == 0 or count == 0:
+            return
+        rng = np.random.default_rng((self.seed, 10))
+        labels = self.clouds.labels
+        strips, t = [], np.linspace(0.0, 1.0, steps)
+        for _ in range(count):
+            a = int(rng.integers(len(self.clouds)))
+            others = np.arange(len(self.clouds)) if labels is None else \
+                np.nonzero(labels != labels[a])[0]
+            others = others[others != a]
+            if len(others) == 0:
+                break
+            b = int(rng.choice(others))
+            decoded = self.model.decode((1 - t)[:, None] * self.embeddings[a]
+                                        + t[:, None] * self.embeddings[b])
+            strips.append({"start": self.clouds.cloud(a), "end": self.clouds.cloud(b),
+                           "t": t, "decoded": decoded})
+        if strips:
+            self._plot("interpolations.png", plot_interpolations, strips)
+
+
+def _leave_one_out_hits(embeddings, labels) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors
+
+    index = NearestNeighbors(n_neighbors=2).fit(embeddings).kneighbors(embeddings)[1][:, 1]
+    return labels[index] == labels
+
+
+def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int | None = None,
+                 exact: bool = True, stress_clouds: int = 100, barycenter_labels=None,
+                 barycenter_clouds: int = 50, reference_epsilon: float = 1e-2,
+                 interpolations: int = 3, num_plot: int | None = None,
+                 max_reference: int = 10_000, output_dir: str | Path | None = None,
+                 plots: bool = True, seed: int = 0, progress: bool = True,
+                 step: int | None = None) -> dict:
+    """Evaluate a trained run and write ``report.json`` and PNG plots.
+
+    Args:
+      run: a run directory or checkpoint (see :func:`wormhole.load`), or a loaded model.
+      split: ``test`` (default), ``train`` or ``all`` clouds of the run's data set.
+      num_pairs: random pairs compared with ground-truth OT (default ``eval.num_pairs``).
+      exact: for S1/S2 runs with small clouds, also compare with exact W1/W2.
+      stress_clouds: clouds in the stress analysis (all ``n (n - 1) / 2`` pairs are
+        solved); 0 skips it.
+      barycenter_labels: classes whose barycenters are compared with ott-jax's (default
+        every label of the split); ``[]`` skips them.
+      barycenter_clouds: at most this many clouds per class barycenter.
+      reference_epsilon: entropic regularisation of the ott-jax barycenter, in squared
+        normalised units.
+      interpolations: interpolation strips to draw.
+      num_plot: reconstructions to draw (default ``eval.num_plot``).
+      max_reference: training clouds searched for 1-NN accuracy.
+      output_dir: default ``<run>/eval/<split>-step<step>``.
+      plots: write PNG files.
+      seed: seeds every random choice (pairs, subsets).
+      progress: show progress bars.
+      step: checkpoint step to load (default the latest).
+
+    Returns:
+      The report (also written as ``report.json``), with ``figures`` naming the PNGs.
+    """
+    start = time.perf_counter()
+    model = run if isinstance(run, Wormhole) else load(run, step)
+    config = model.config
+    clouds = run_split(config, split)
+    if len(clouds) < 2:
+        raise ValueError(f"The {split} split has {len(clouds)} cloud; evaluation needs two.")
+    if output_dir is None:
+        if model.workdir is None:
+            raise ValueError("The model has no run directory; pass output_dir.")
+        output_dir = Path(model.workdir) / "eval" / f"{split}-step{model.step}"
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    ev = _Evaluation(model, clouds, split, out, seed, progress, plots)
+    ev.report.update({"run": str(model.workdir), "step": model.step, "name": config.name,
+                      "split": split, "num_clouds": len(clouds),
+                      "kind": config.ot.kind, "epsilon": config.ot.epsilon,
+                      "cost_scale": model.cost_scale,
+                      "units": "OT cost on normalised coordinates / cost_scale (target units)"})
+    ev.pairs(num_pairs or config.eval.num_pairs, exact)
+    reference = run_split(config, "train") if split != "train" else None
+    ev.nearest_neighbors(reference, max_reference)
+    held = getattr(config.data, "exclude_labels", None)
+    if held and clouds.labels is not None:
+        ev.held_out(_label_values(held, clouds), num_pairs or config.eval.num_pairs)
+    if stress_clouds:
+        ev.stress(stress_clouds)
+    ev.reconstructions(config.eval.num_plot if num_plot is None else num_plot)
+    if barycenter_labels is None or len(barycenter_labels):
+        ev.barycenters(None if barycenter_labels is None else
+                       _label_values(barycenter_labels, clouds), barycenter_clouds,
+                       reference_epsilon)
+    ev.interpolations(interpolations)
+    ev.report["figures"] = ev.figures
+    ev.report["seconds"] = round(time.perf_counter() - start, 1)
+    (out / "report.json").write_text(json.dumps(ev.report, indent=2) + "\n")
+    return ev.report
+
+
+def _label_values(labels, clouds: PointClouds) -> list:
+    """Label values from values or names (``3``, ``"3"`` or ``"Bag"``)."""
+    names = list(clouds.label_names or [])
+    present = set(np.unique(clouds.labels).tolist()) if clouds.labels is not None else set()
+    values = []
+    for item in labels:
+        if isinstance(item, str) and item in names:
+            values.append(names.index(item))
+        elif isinstance(item, str) and item.lstrip("-").isdigit():
+            values.append(int(item))
+        elif isinstance(item, int | np.integer):
+            values.append(int(item))
+        else:
+            shown = ", ".join(names) if names else ", ".join(map(str, sorted(present)))
+            raise ValueError(f"Unknown label {item!r}; the data set's labels are: {shown}.")
+    return values
