@@ -128,13 +128,16 @@ def test_gromov_wasserstein_ignores_rigid_motions_of_either_cloud(kind):
     assert abs(float(value[0] - base[0])) > 1e-3
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_padding_changes_no_distance(kind):
+@pytest.mark.parametrize("kind,batching", [(kind, "sequential") for kind in KINDS] + [
+    ("S2", "vmap"), ("GS", "vmap"),
+    *[pytest.param(kind, "vmap", marks=pytest.mark.slow) for kind in ("W1", "W2", "S1", "GW")]])
+def test_padding_changes_no_distance(kind, batching):
     points, weights = random_batch(6, size=3, n=8, dim=3)
     padded_points, padded_weights = random_batch(6, size=3, n=8, dim=3, pad=9)
     # Same real points and weights; only the padding (junk coordinates, zero weight) differs.
     padded_points[:, :8], padded_weights[:, :8] = points, weights
-    spec = OTSpec(kind=kind, epsilon=0.05, threshold=1e-5, max_iterations=2000)
+    spec = OTSpec(kind=kind, epsilon=0.05, threshold=1e-5, max_iterations=2000,
+                  batching=batching, length_bucket=8)
     plain = pairwise_distances(points, weights, spec).values
     padded = pairwise_distances(padded_points, padded_weights, spec).values
     np.testing.assert_allclose(padded, plain, rtol=1e-4, atol=1e-6)
@@ -208,12 +211,16 @@ def test_reconstruction_gradients_implicit_and_unrolled_agree_with_finite_differ
     assert float(np.sum(grads["implicit"] * direction)) == pytest.approx(numeric, rel=2e-2)
 
 
-def test_everything_runs_under_jit_and_vmap_free_of_python_loops():
-    points, weights = random_batch(12, size=4)
-    spec = OTSpec(kind="S2", epsilon=0.05)
-    jitted = jax.jit(lambda p, w: pairwise_distances(p, w, spec).values)
-    np.testing.assert_allclose(jitted(points, weights),
-                               pairwise_distances(points, weights, spec).values, rtol=1e-5)
+def test_sequential_and_vmapped_batching_agree_under_jit():
+    # Sequential batching crops each problem to its size bucket; vmap runs the full length.
+    points, weights = random_batch(12, size=5, n=12, pad=20)
+    results = {}
+    for batching in ("vmap", "sequential"):
+        spec = OTSpec(kind="S2", epsilon=0.05, threshold=1e-6, max_iterations=3000,
+                      batching=batching, length_bucket=8)
+        jitted = jax.jit(lambda p, w, spec=spec: pairwise_distances(p, w, spec).values)
+        results[batching] = np.asarray(jitted(points, weights))
+    np.testing.assert_allclose(results["sequential"], results["vmap"], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("mutate,message", [

@@ -118,6 +118,8 @@ class OTConfig:
     differentiation: str = spec("implicit", choices=("implicit", "unroll"),
                                  doc="how reconstruction gradients pass through Sinkhorn")
     outer_iterations: int = spec(20, min=1, doc="outer-iteration cap of GW solvers")
+    batching: str = spec("auto", choices=("auto", "vmap", "sequential"),
+                         doc="solves in lock-step (vmap, GPU) or one by one (sequential, CPU)")
 
 
 @dataclass

@@ -431,7 +431,7 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
                 _append_jsonl(metrics_path, record)
                 history.append(record)
                 bar.write(f"step {done}: " + ", ".join(
-                    f"{k}={v:.4f}" for k, v in record.items() if k != "step"))
+                    f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
             if save_now:
                 store.save(done, state, meta)
                 last_good = done

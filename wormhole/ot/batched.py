@@ -1,12 +1,21 @@
 """OT distances for a batch of padded clouds: all in-batch pairs, or an explicit pair list.
 
-Everything is vmapped (no Python loop over pairs) and jit-compatible. For the debiased
-kinds the self terms ``OT(x_i, x_i)`` are solved once per cloud (``B`` solves, not one per
-pair) and combined with the ``B (B - 1) / 2`` cross terms.
+Everything is jit-compatible with no Python loop over pairs. For the debiased kinds the self
+terms ``OT(x_i, x_i)`` are solved once per cloud (``B`` solves, not one per pair) and combined
+with the ``B (B - 1) / 2`` cross terms.
+
+Two ways to run the solves of a batch (``OTSpec.batching``): ``vmap`` runs them in lock-step,
+so every solve iterates until the slowest converges and works on the full padded length,
+which suits the wide parallelism of GPUs; ``sequential`` maps over them with ``lax.map``, so
+each stops on its own threshold, and a ``lax.switch`` crops each problem to the size bucket of
+its clouds (only the taken branch runs), which removes most padded work on CPUs.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -17,7 +26,7 @@ from wormhole.ot.solvers import solve_gw, solve_linear, solve_linear_self
 from wormhole.ot.spec import OTSpec
 from wormhole.ot.validation import check_clouds
 
-__all__ = ["OTDistances", "paired_distances", "pairwise_distances", "self_terms"]
+__all__ = ["OTDistances", "map_pairs", "paired_distances", "pairwise_distances", "self_terms"]
 
 
 class OTDistances(NamedTuple):
@@ -53,6 +62,41 @@ def _cross_solver(spec: OTSpec):
     return solve_gw if spec.quadratic else solve_linear
 
 
+_MAX_BRANCHES = 8  # size buckets per compiled program: each is one more copy of the solver
+
+
+def _lengths(size: int, bucket: int) -> tuple[int, ...]:
+    """Crop lengths for clouds padded to ``size``: multiples of a step, at most 8 of them."""
+    step = bucket * max(1, math.ceil(size / (bucket * _MAX_BRANCHES)))
+    return tuple(range(step, size, step)) + (size,)
+
+
+def _extent(a: jnp.ndarray) -> jnp.ndarray:
+    """One past the last positive weight: cropping there keeps every real point."""
+    return jnp.max(jnp.where(a > 0, jnp.arange(1, a.shape[-1] + 1), 0))
+
+
+def _cropped(solve: Callable, n: int, m: int, x, a, y, b):
+    return solve(x[:n], a[:n], y[:m], b[:m])
+
+
+def map_pairs(solve: Callable, x, a, y, b, spec: OTSpec):
+    """``solve(x[k], a[k], y[k], b[k])`` for every ``k``, batched as ``spec`` says."""
+    if not spec.sequential:
+        return jax.vmap(solve)(x, a, y, b)
+    n, m = x.shape[1], y.shape[1]
+    lengths = _lengths(max(n, m), spec.length_bucket)
+    branches = [functools.partial(_cropped, solve, min(size, n), min(size, m))
+                for size in lengths]
+
+    def one(args):
+        need = jnp.maximum(_extent(args[1]), _extent(args[3]))
+        index = jnp.minimum(jnp.searchsorted(jnp.asarray(lengths), need), len(lengths) - 1)
+        return jax.lax.switch(index, branches, *args)
+
+    return jax.lax.map(one, (x, a, y, b))
+
+
 def self_terms(points, weights, spec: OTSpec):
     """``OT(x_i, x_i)`` for each cloud: ``([B] values, [B] hit_cap)``.
 
@@ -60,8 +104,10 @@ def self_terms(points, weights, spec: OTSpec):
     solves ``GW(x_i, x_i)`` as an ordinary problem.
     """
     if spec.quadratic:
-        return jax.vmap(lambda x, a: solve_gw(x, a, x, a, spec))(points, weights)
-    return jax.vmap(lambda x, a: solve_linear_self(x, a, spec))(points, weights)
+        solve = lambda x, a, y, b: solve_gw(x, a, y, b, spec)
+    else:
+        solve = lambda x, a, y, b: solve_linear_self(x, a, spec)
+    return map_pairs(solve, points, weights, points, weights, spec)
 
 
 def pairwise_distances(points, weights, spec: OTSpec, validate: bool = True) -> OTDistances:
@@ -74,8 +120,9 @@ def pairwise_distances(points, weights, spec: OTSpec, validate: bool = True) -> 
         check_clouds(points, weights)
     size = points.shape[0]
     first, second = np.triu_indices(size, 1)
-    cross = jax.vmap(lambda x, a, y, b: _cross_solver(spec)(x, a, y, b, spec))
-    values, hit = cross(points[first], weights[first], points[second], weights[second])
+    solve = functools.partial(_cross_solver(spec), spec=spec)
+    values, hit = map_pairs(solve, points[first], weights[first], points[second],
+                            weights[second], spec)
     if spec.debiased:
         own, own_hit = self_terms(points, weights, spec)
         values = values - 0.5 * (own[first] + own[second])
@@ -96,8 +143,8 @@ def paired_distances(x, a, y, b, spec: OTSpec, validate: bool = True) -> OTDista
         if x.shape[0] != y.shape[0] or x.shape[-1] != y.shape[-1]:
             raise ValueError(f"paired_distances needs as many x as y clouds in the same "
                              f"dimension; got x {tuple(x.shape)} and y {tuple(y.shape)}.")
-    cross = jax.vmap(lambda xi, ai, yi, bi: _cross_solver(spec)(xi, ai, yi, bi, spec))
-    values, hit = cross(x, a, y, b)
+    solve = functools.partial(_cross_solver(spec), spec=spec)
+    values, hit = map_pairs(solve, x, a, y, b, spec)
     if spec.debiased:
         own_x, hit_x = self_terms(x, a, spec)
         own_y, hit_y = self_terms(y, b, spec)
