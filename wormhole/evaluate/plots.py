@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["label_name", "plot_agreement", "plot_barycenters", "plot_cloud", "plot_embedding_map",
-           "plot_interpolations", "plot_reconstructions"]
+__all__ = ["MODEL_COLOR", "REFERENCE_COLOR", "label_name", "plot_agreement",
+           "plot_barycenters", "plot_clouds", "plot_embedding_map", "plot_interpolations",
+           "plot_reconstructions"]
 
 _INPUT, _MODEL, _REFERENCE = "#1f77b4", "#d62728", "#2ca02c"
+MODEL_COLOR, REFERENCE_COLOR = _MODEL, _REFERENCE
 _PANEL = 1.7  # inches per cloud panel
 
 
@@ -78,12 +80,26 @@ def _bounds(clouds: Sequence[np.ndarray]):
     return stacked.min(axis=0), stacked.max(axis=0)
 
 
-def plot_cloud(points, path: str | Path, weights=None, title: str | None = None) -> Path:
-    """One cloud ``[n, d]``."""
-    points = np.asarray(points)
-    fig, axes = _grid(1, 1, points.shape[1])
-    fig.set_size_inches(3.2, 3.2)
-    _draw_cloud(axes[0, 0], points, weights, _MODEL, title)
+def plot_clouds(clouds: Sequence, path: str | Path, titles: Sequence[str] | None = None,
+                title: str | None = None, columns: int = 8,
+                colors: Sequence[str] | None = None) -> Path:
+    """A grid of clouds: arrays ``[n, d]`` or ``(points, weights)`` pairs, one scale.
+
+    ``colors`` gives one colour per cloud (default: the model's red for all).
+    """
+    items = [c if isinstance(c, tuple) else (c, None) for c in clouds]
+    if not items:
+        raise ValueError("No clouds to plot.")
+    cols = min(columns, len(items))
+    rows = -(-len(items) // cols)
+    fig, axes = _grid(rows, cols, np.asarray(items[0][0]).shape[-1], title)
+    bounds = _bounds([p for p, _ in items])
+    for k, ax in enumerate(axes.ravel()):
+        if k < len(items):
+            color = colors[k] if colors else _MODEL
+            _draw_cloud(ax, *items[k], color, titles[k] if titles else None, bounds)
+        else:
+            ax.set_axis_off()
     return _save(fig, path)
 
 

@@ -29,7 +29,7 @@ from wormhole.evaluate.plots import (
     plot_interpolations,
     plot_reconstructions,
 )
-from wormhole.evaluate.splits import run_split
+from wormhole.evaluate.splits import label_values, run_split
 from wormhole.evaluate.stress import stress_analysis
 from wormhole.inference import Wormhole, load
 
@@ -301,7 +301,7 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
 
     ev = _Evaluation(model, clouds, split, out, seed, progress, plots)
     ev.report.update({"run": str(model.workdir), "step": model.step, "name": config.name,
-                      "split": split, "num_clouds": len(clouds),
+                      "split": split, "num_clouds": len(clouds), "output_dir": str(out),
                       "kind": config.ot.kind, "epsilon": config.ot.epsilon,
                       "cost_scale": model.cost_scale,
                       "units": "OT cost on normalised coordinates / cost_scale (target units)"})
@@ -310,34 +310,16 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
     ev.nearest_neighbors(reference, max_reference)
     held = getattr(config.data, "exclude_labels", None)
     if held and clouds.labels is not None:
-        ev.held_out(_label_values(held, clouds), num_pairs or config.eval.num_pairs)
+        ev.held_out(label_values(held, clouds), num_pairs or config.eval.num_pairs)
     if stress_clouds:
         ev.stress(stress_clouds)
     ev.reconstructions(config.eval.num_plot if num_plot is None else num_plot)
     if barycenter_labels is None or len(barycenter_labels):
         ev.barycenters(None if barycenter_labels is None else
-                       _label_values(barycenter_labels, clouds), barycenter_clouds,
+                       label_values(barycenter_labels, clouds), barycenter_clouds,
                        reference_epsilon)
     ev.interpolations(interpolations)
     ev.report["figures"] = ev.figures
     ev.report["seconds"] = round(time.perf_counter() - start, 1)
     (out / "report.json").write_text(json.dumps(ev.report, indent=2) + "\n")
     return ev.report
-
-
-def _label_values(labels, clouds: PointClouds) -> list:
-    """Label values from values or names (``3``, ``"3"`` or ``"Bag"``)."""
-    names = list(clouds.label_names or [])
-    present = set(np.unique(clouds.labels).tolist()) if clouds.labels is not None else set()
-    values = []
-    for item in labels:
-        if isinstance(item, str) and item in names:
-            values.append(names.index(item))
-        elif isinstance(item, str) and item.lstrip("-").isdigit():
-            values.append(int(item))
-        elif isinstance(item, int | np.integer):
-            values.append(int(item))
-        else:
-            shown = ", ".join(names) if names else ", ".join(map(str, sorted(present)))
-            raise ValueError(f"Unknown label {item!r}; the data set's labels are: {shown}.")
-    return values

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
 
 from wormhole.config import Config, ConfigError
 from wormhole.data import PointClouds, load_clouds, prepare_dataset
 
-__all__ = ["SPLITS", "run_split"]
+__all__ = ["SPLITS", "input_clouds", "label_values", "run_split"]
 
 SPLITS = ("train", "test", "all")
 
@@ -38,3 +41,38 @@ def run_split(config: Config, split: str = "test") -> PointClouds:
                              f"{config.data.test_fraction}); use split 'train' or 'all'.")
         return dataset.test
     return dataset.train
+
+
+def input_clouds(config: Config, path: str | Path | None = None,
+                 split: str | None = None) -> PointClouds:
+    """Clouds from a user file (``.npz`` or a directory of ``.npy``) or a run's split.
+
+    The scripts' one way to read inputs: ``path`` wins; otherwise ``split`` of the run's
+    own data set (default ``test``). See :mod:`wormhole.data.loaders.files` for formats.
+    """
+    if path is not None:
+        from wormhole.data.loaders.files import load_files
+
+        if not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"No clouds at '{path}'; expected an .npz file or a "
+                                    f"directory of .npy files.")
+        return load_files(str(path))
+    return run_split(config, split or "test")
+
+
+def label_values(labels, clouds: PointClouds) -> list:
+    """Label values from values or names (``3``, ``"3"`` or ``"Bag"``)."""
+    names = list(clouds.label_names or [])
+    present = set(np.unique(clouds.labels).tolist()) if clouds.labels is not None else set()
+    values = []
+    for item in labels:
+        if isinstance(item, str) and item in names:
+            values.append(names.index(item))
+        elif isinstance(item, str) and item.lstrip("-").isdigit():
+            values.append(int(item))
+        elif isinstance(item, int | np.integer):
+            values.append(int(item))
+        else:
+            shown = ", ".join(names) if names else ", ".join(map(str, sorted(present)))
+            raise ValueError(f"Unknown label {item!r}; the data set's labels are: {shown}.")
+    return values

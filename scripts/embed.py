@@ -1,0 +1,69 @@
+"""Embed point clouds with a trained run.
+
+    python scripts/embed.py --checkpoint runs/digits --input clouds.npz --output emb.npy
+    python scripts/embed.py --checkpoint runs/digits --split test --output test_emb.npz
+
+Inputs are an .npz file (or a directory of .npy files; see wormhole/data/loaders/files.py)
+in the units the run was trained on, or a split of the run's own data set. A .npy output
+holds the [N, emb_dim] embeddings; an .npz output also holds the clouds' labels, if any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from wormhole.config import ConfigError
+from wormhole.evaluate.splits import SPLITS, input_clouds
+from wormhole.inference import load
+
+_CHUNK = 2048  # clouds per progress update
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="run directory or checkpoint")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help=".npz file or directory of .npy clouds")
+    source.add_argument("--split", choices=SPLITS, help="a split of the run's data set")
+    parser.add_argument("--output", required=True, help=".npy (embeddings) or .npz "
+                        "(embeddings and labels)")
+    parser.add_argument("--batch-size", type=int, default=256, help="clouds per network call")
+    parser.add_argument("--max-points", type=int, default=None,
+                        help="subsample larger clouds to this many points (default: all)")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+    args = parser.parse_args(argv)
+    output = Path(args.output)
+    if output.suffix not in (".npy", ".npz"):
+        print(f"error: --output must end in .npy or .npz, got '{output}'", file=sys.stderr)
+        return 1
+    try:
+        model = load(args.checkpoint, args.step)
+        clouds = input_clouds(model.config, args.input, args.split)
+        parts = [model.encode(clouds.subset(slice(s, s + _CHUNK)), batch_size=args.batch_size,
+                              max_points=args.max_points)
+                 for s in tqdm(range(0, len(clouds), _CHUNK), desc="embedding", unit="chunk",
+                               disable=len(clouds) <= _CHUNK)]
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    embeddings = np.concatenate(parts)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".npy":
+        np.save(output, embeddings)
+    else:
+        extra = {} if clouds.labels is None else {"labels": clouds.labels}
+        if clouds.label_names is not None:
+            extra["label_names"] = np.array(clouds.label_names, dtype=str)
+        np.savez_compressed(output, embeddings=embeddings, **extra)
+    print(f"embedded {len(embeddings)} clouds -> {output} {embeddings.shape}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Evaluate a trained run: agreement with ground-truth OT, 1-NN accuracy, stress bounds,
+reconstructions, class barycenters against ott-jax's, interpolations.
+
+    python scripts/evaluate.py --checkpoint runs/digits
+    python scripts/evaluate.py --checkpoint runs/digits --num-pairs 1000 --stress-clouds 200 \
+        --barycenter-labels 3,8 --output-dir eval_digits
+
+Writes report.json and PNG plots (default: <run>/eval/<split>-step<step>/). The same from
+Python: wormhole.evaluate.evaluate_run(path, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from wormhole.config import ConfigError
+from wormhole.evaluate import SPLITS, evaluate_run
+
+
+def _labels(text: str | None):
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return []
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _summary(report: dict) -> str:
+    lines = []
+    pairs = report["pairs"]
+    lines.append(f"{report['split']} pairs vs {pairs['kind']} ({pairs['num_pairs']}): "
+                 f"Pearson {pairs['pearson']:.4f}, Spearman {pairs['spearman']:.4f}, "
+                 f"stress {pairs['stress']:.3g}, mean rel. error "
+                 f"{pairs['mean_relative_error']:.3f}")
+    if "pairs_exact" in report:
+        exact = report["pairs_exact"]
+        lines.append(f"  vs exact {exact['kind']}: Pearson {exact['pearson']:.4f}, "
+                     f"Spearman {exact['spearman']:.4f}")
+    if "nearest_neighbor" in report:
+        nn = report["nearest_neighbor"]
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in nn.items() if k != "num_reference")
+        lines.append(f"1-NN label accuracy: {shown}")
+    if "held_out" in report and "pearson" in report["held_out"]:
+        held = report["held_out"]
+        lines.append(f"held-out classes {held['labels']}: Pearson {held['pearson']:.4f}, "
+                     f"Spearman {held['spearman']:.4f}, 1-NN (leave-one-out) "
+                     f"{held['nearest_neighbor_leave_one_out']:.4f}")
+    if "stress_analysis" in report:
+        s = report["stress_analysis"]
+        lines.append(f"stress over {s['num_clouds']} clouds (dim {s['dim']}): lower bound "
+                     f"{s['lower_bound']:.3g} <= optimum {s['optimum']:.3g} <= classical "
+                     f"MDS {s['classical_mds']:.3g} <= upper bound {s['upper_bound']:.3g}; "
+                     f"model {s['model']:.3g}")
+    if "barycenters" in report and "classes" in report["barycenters"]:
+        for name, b in report["barycenters"]["classes"].items():
+            lines.append(f"barycenter {name}: S2(model, ott-jax) {b['s2_model_reference']:.3g}"
+                         f" vs mean S2(member, ott-jax) {b['s2_members_reference']:.3g}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="run directory or checkpoint")
+    parser.add_argument("--split", choices=SPLITS, default="test")
+    parser.add_argument("--num-pairs", type=int, default=None,
+                        help="pairs compared with ground truth (default eval.num_pairs)")
+    parser.add_argument("--no-exact", action="store_true",
+                        help="skip the comparison of S1/S2 runs with exact W1/W2")
+    parser.add_argument("--stress-clouds", type=int, default=100,
+                        help="clouds in the stress analysis (all pairs solved; 0 skips)")
+    parser.add_argument("--barycenter-labels", default=None,
+                        help="comma-separated classes (values or names), 'none' to skip "
+                             "(default: every class)")
+    parser.add_argument("--barycenter-clouds", type=int, default=50,
+                        help="at most this many clouds per class barycenter")
+    parser.add_argument("--reference-epsilon", type=float, default=1e-2,
+                        help="entropic regularisation of ott-jax's barycenter")
+    parser.add_argument("--interpolations", type=int, default=3, help="interpolation strips")
+    parser.add_argument("--num-plot", type=int, default=None,
+                        help="reconstructions drawn (default eval.num_plot)")
+    parser.add_argument("--output-dir", default=None,
+                        help="default <run>/eval/<split>-step<step>")
+    parser.add_argument("--no-plots", action="store_true", help="write report.json only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    args = parser.parse_args(argv)
+    try:
+        report = evaluate_run(
+            args.checkpoint, split=args.split, num_pairs=args.num_pairs,
+            exact=not args.no_exact, stress_clouds=args.stress_clouds,
+            barycenter_labels=_labels(args.barycenter_labels),
+            barycenter_clouds=args.barycenter_clouds,
+            reference_epsilon=args.reference_epsilon, interpolations=args.interpolations,
+            num_plot=args.num_plot, output_dir=args.output_dir, plots=not args.no_plots,
+            seed=args.seed, progress=not args.no_progress, step=args.step)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(_summary(report))
+    print(f"report -> {report['output_dir']}/report.json ({len(report['figures'])} plots, "
+          f"{report['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
