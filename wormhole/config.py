@@ -76,6 +76,9 @@ class DataConfig:
     split: str = spec("random", choices=("random", "official"),
                        doc="random split by test_fraction, or the data set's own train/test")
     test_fraction: float = spec(0.1, min=0.0, max=0.9, doc="fraction held out for testing")
+    exclude_labels: list[int | str] | None = spec(
+        None, doc="classes (values or names) removed from the training split only, to "
+                  "evaluate on classes the model never saw")
     seed: int = spec(0, doc="seed for subsampling and the train/test split")
 
 

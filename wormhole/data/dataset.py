@@ -80,12 +80,36 @@ def _split(clouds: PointClouds, config: DataConfig) -> tuple[PointClouds, PointC
     return clouds.subset(train), (clouds.subset(test) if test.any() else None)
 
 
+def _exclude_labels(train: PointClouds, config: DataConfig) -> PointClouds:
+    """Drop the classes of ``data.exclude_labels`` (values or names) from the training split."""
+    if train.labels is None:
+        raise ConfigError(f"data.exclude_labels: the '{config.name}' data set has no labels.")
+    names = list(train.label_names or [])
+    values = []
+    for item in config.exclude_labels:
+        if isinstance(item, str) and item in names:
+            values.append(names.index(item))
+        elif isinstance(item, int) and item in set(train.labels.tolist()):
+            values.append(item)
+        else:
+            known = ", ".join(names) if names else ", ".join(
+                str(v) for v in np.unique(train.labels))
+            raise ConfigError(f"data.exclude_labels: no class {item!r} in the training split "
+                              f"of '{config.name}'; its classes are: {known}.")
+    keep = ~np.isin(train.labels, values)
+    if keep.sum() < 2:
+        raise ConfigError("data.exclude_labels: fewer than two training clouds are left.")
+    return train.subset(keep)
+
+
 def prepare_dataset(clouds: PointClouds, config: DataConfig,
                     test: PointClouds | None = None) -> Dataset:
     """Cap, subsample, split and normalise clouds as ``config`` says.
 
-    Without an explicit ``test`` set the clouds are split by ``config.split``. The
-    normalisation is fitted on the training clouds only and applied to both splits.
+    Without an explicit ``test`` set the clouds are split by ``config.split``. Classes in
+    ``config.exclude_labels`` are then removed from the training split (the test split
+    keeps them). The normalisation is fitted on the training clouds only and applied to
+    both splits.
     """
     if config.max_clouds is not None and len(clouds) > config.max_clouds:
         keep = np.random.default_rng(config.seed).choice(len(clouds), config.max_clouds,
@@ -102,6 +126,8 @@ def prepare_dataset(clouds: PointClouds, config: DataConfig,
         train = clouds
     else:
         train, test = _split(clouds, config)
+    if config.exclude_labels:
+        train = _exclude_labels(train, config)
     norm = Normalization.fit(train, config.normalize)
     return Dataset(norm.apply_to(train), None if test is None else norm.apply_to(test), norm)
 

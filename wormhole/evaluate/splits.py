@@ -30,7 +30,7 @@ def run_split(config: Config, split: str = "test") -> PointClouds:
         raise ValueError(f"Unknown split '{split}'; choose one of {', '.join(SPLITS)}.")
     data = replace(config.data, normalize="none")
     if split == "all":
-        data = replace(data, split="random", test_fraction=0.0)
+        data = replace(data, split="random", test_fraction=0.0, exclude_labels=None)
     try:
         dataset = prepare_dataset(load_clouds(data), data)
     except ConfigError as err:
