@@ -77,12 +77,15 @@ class TrainConfig:
     steps: int = spec(3000, min=1)
     batch_size: int = spec(512, min=2, doc="points per side per step; a sample no larger "
                                            "than this is used whole (full batch)")
-    learning_rate: float = spec(1e-3, min=0.0, min_exclusive=True, doc="Adam step size")
+    learning_rate: float = spec(1e-2, min=0.0, min_exclusive=True,
+                                doc="Adam step size (the potential's output is scaled to the "
+                                    "cost's spread, so one value suits most problems)")
     schedule: str = spec("cosine", choices=("constant", "cosine"))
     final_lr_fraction: float = spec(0.05, min=0.0, max=1.0, doc="cosine: last lr / first lr")
     a_step: float = spec(0.05, min=0.0, max=1.0, min_exclusive=True,
                          doc="egw/eigw: each step moves A this fraction of the way to the "
-                             "mini-batch minimiser E_pi[x y^T] / 2")
+                             "mini-batch minimiser E_pi[x y^T] / 2 (a gradient step of size "
+                             "a_step / (2 w), w = 32 or 8), decayed with the learning rate")
     seed: int = spec(0, doc="network initialisation and mini-batch draws")
     log_every: int = spec(100, min=1, doc="steps per jitted chunk and per history entry")
 

@@ -39,6 +39,7 @@ __all__ = [
     "EOTResult",
     "TrainedPotential",
     "estimate_semi_dual",
+    "evaluation_samples",
     "neural_eot",
     "resolve_cost",
     "train_potential",
@@ -89,6 +90,11 @@ def _schedule(train: TrainConfig):
                                        alpha=train.final_lr_fraction)
 
 
+def _relative_rate(schedule, learning_rate: float, index):
+    """The schedule's value at ``index`` as a fraction of the initial learning rate."""
+    return 1.0 if not callable(schedule) else schedule(index) / learning_rate
+
+
 def train_potential(source_x: Source, source_y: Source,
                     pair_cost: Callable[[Any, jnp.ndarray, jnp.ndarray], jnp.ndarray],
                     epsilon: float, network: NetworkConfig, train: TrainConfig, *,
@@ -102,8 +108,10 @@ def train_potential(source_x: Source, source_y: Source,
       epsilon: regularisation strength.
       network, train: architecture and optimisation settings.
       theta: parameter of the cost (``None`` for a fixed cost).
-      theta_update: ``(theta, phi_x [B], cost [B, B], x, y) -> theta``, applied after every
-        potential step (the alternating A-step of neural EGW); ``None`` keeps theta fixed.
+      theta_update: ``(theta, phi_x [B], cost [B, B], x [B, dx], y [B, dy], rate) -> theta``,
+        applied after every potential step (the alternating A-step of neural EGW); ``rate`` is
+        ``train.a_step`` times the learning-rate schedule's current fraction of its first
+        value. ``None`` keeps theta fixed.
       progress: show a tqdm progress bar.
     """
     model = PotentialMLP(network.width, network.depth, network.activation)
@@ -112,11 +120,13 @@ def train_potential(source_x: Source, source_y: Source,
     x0, y0 = source_x.fresh(k_x, probe), source_y.fresh(k_y, probe)
     standardisation = Standardisation.from_sample(x0, pair_cost(theta, x0, y0))
     params = init_potential(model, k_init, source_x.dim)
-    optimizer = optax.adam(_schedule(train))
+    schedule = _schedule(train)
+    optimizer = optax.adam(schedule)
     batch = train.batch_size
 
-    def step(carry, key, data):
+    def step(carry, inputs, data):
         params, opt_state, theta = carry
+        key, index = inputs
         kx, ky = jax.random.split(key)
         xb, yb = source_x.batch(data[0], kx, batch), source_y.batch(data[1], ky, batch)
         cost = pair_cost(theta, xb, yb)
@@ -129,12 +139,13 @@ def train_potential(source_x: Source, source_y: Source,
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         if theta_update is not None:
-            theta = theta_update(theta, jax.lax.stop_gradient(phi), cost, xb, yb)
+            rate = train.a_step * _relative_rate(schedule, train.learning_rate, index)
+            theta = theta_update(theta, jax.lax.stop_gradient(phi), cost, xb, yb, rate)
         return (params, opt_state, theta), -neg_value
 
     @jax.jit
-    def run_block(carry, keys, data):
-        return jax.lax.scan(lambda c, k: step(c, k, data), carry, keys)
+    def run_block(carry, keys, indices, data):
+        return jax.lax.scan(lambda c, inputs: step(c, inputs, data), carry, (keys, indices))
 
     carry = (params, optimizer.init(params), theta)
     data = (source_x.data, source_y.data)
@@ -144,7 +155,8 @@ def train_potential(source_x: Source, source_y: Source,
         while done < train.steps:
             size = min(train.log_every, train.steps - done)
             keys = jax.random.split(jax.random.fold_in(k_train, done), size)
-            carry, objective = run_block(carry, keys, data)
+            indices = jnp.arange(done, done + size)
+            carry, objective = run_block(carry, keys, indices, data)
             done += size
             value = float(jnp.mean(objective))
             if not math.isfinite(value):
@@ -160,13 +172,17 @@ def train_potential(source_x: Source, source_y: Source,
     return TrainedPotential(model, params, standardisation, theta, history)
 
 
-def estimate_semi_dual(plan: EntropicPlan, x_eval: jnp.ndarray, y_eval: jnp.ndarray) -> float:
-    """``mean phi(x_eval) + mean psi(y_eval)``, psi against ``plan.reference``, in blocks;
-    ``x_eval: [n, dx]``, ``y_eval: [m, dy]``."""
-    return float(jnp.mean(plan.phi(x_eval)) + jnp.mean(plan.psi(y_eval)))
+def estimate_semi_dual(plan: EntropicPlan, x_eval: jnp.ndarray,
+                       y_eval: jnp.ndarray) -> tuple[float, float]:
+    """``mean phi(x_eval) + mean psi(y_eval)`` (psi against ``plan.reference``, in blocks) and
+    its Monte Carlo standard error with the reference held fixed; ``x_eval: [n, dx]``,
+    ``y_eval: [m, dy]``."""
+    phi, psi = plan.phi(x_eval), plan.psi(y_eval)
+    stderr = jnp.sqrt(jnp.var(phi) / phi.shape[0] + jnp.var(psi) / psi.shape[0])
+    return float(jnp.mean(phi) + jnp.mean(psi)), float(stderr)
 
 
-def _evaluation_samples(source_x: Source, source_y: Source, evaluation: EvalConfig, key):
+def evaluation_samples(source_x: Source, source_y: Source, evaluation: EvalConfig, key):
     """``(reference [<= reference_size, dx], x_eval, y_eval)``: fresh draws, or the whole
     finite sample when it is no larger than asked."""
     k_ref, k_x, k_y = jax.random.split(key, 3)
@@ -180,12 +196,14 @@ class EOTResult(NamedTuple):
 
     Attributes:
       cost: the estimate (semi-dual on the evaluation samples).
+      stderr: Monte Carlo standard error of ``cost`` over the evaluation samples.
       epsilon: regularisation strength.
       plan: the learned plan; ``plan.phi`` and ``plan.psi`` are the potentials.
       trained: network, parameters, standardisation and training history.
     """
 
     cost: float
+    stderr: float
     epsilon: float
     plan: EntropicPlan
     trained: TrainedPotential
@@ -228,7 +246,8 @@ def neural_eot(x, y, epsilon: float = 1.0, cost_fn: str | costs.CostFn | None = 
     trained = train_potential(source_x, source_y, lambda _, a, b: cost.all_pairs(a, b),
                               epsilon, network, train, progress=progress, desc="neural EOT")
     key = jax.random.fold_in(jax.random.PRNGKey(train.seed), 1)
-    reference, x_eval, y_eval = _evaluation_samples(source_x, source_y, evaluation, key)
+    reference, x_eval, y_eval = evaluation_samples(source_x, source_y, evaluation, key)
     plan = EntropicPlan(trained.potential, cost.all_pairs, reference, epsilon,
                         evaluation.chunk_size)
-    return EOTResult(estimate_semi_dual(plan, x_eval, y_eval), float(epsilon), plan, trained)
+    cost, stderr = estimate_semi_dual(plan, x_eval, y_eval)
+    return EOTResult(cost, stderr, float(epsilon), plan, trained)
