@@ -13,7 +13,11 @@ from typing import NamedTuple
 import numpy as np
 
 from wormhole.data import PointClouds
-from wormhole.evaluate.ground_truth import ground_truth_distances
+from wormhole.evaluate.ground_truth import (
+    ANNEAL_ITERATIONS,
+    annealed_epsilon,
+    ground_truth_distances,
+)
 
 __all__ = ["BarycenterComparison", "compare_barycenter", "free_support_barycenter"]
 
@@ -66,7 +70,8 @@ def free_support_barycenter(clouds, weights=None, num_points: int = 64,
         ``sqrt(epsilon)``) and slower.
       max_iterations, threshold: outer loop cap and relative change of the objective at
         which it stops.
-      sinkhorn_threshold, sinkhorn_iterations: inner Sinkhorn settings.
+      sinkhorn_threshold, sinkhorn_iterations: inner Sinkhorn settings (each inner solve
+        anneals epsilon from 100x its target, as the ground truth does).
       seed: picks the initial support among the input points.
 
     Returns:
@@ -89,10 +94,12 @@ def free_support_barycenter(clouds, weights=None, num_points: int = 64,
         # Padding rows carry zero weight, so they receive no mass in any plan.
         problem = barycenter_problem.FreeBarycenterProblem(
             jnp.asarray(data.points, jnp.float64), jnp.asarray(data.weights, jnp.float64),
-            cost_fn=costs.SqEuclidean(), epsilon=float(epsilon))
+            cost_fn=costs.SqEuclidean(), epsilon=annealed_epsilon(float(epsilon)))
+        inner = sinkhorn.Sinkhorn(threshold=sinkhorn_threshold,
+                                  max_iterations=sinkhorn_iterations,
+                                  min_iterations=ANNEAL_ITERATIONS)
         solver = continuous_barycenter.FreeWassersteinBarycenter(
-            sinkhorn.Sinkhorn(threshold=sinkhorn_threshold, max_iterations=sinkhorn_iterations),
-            threshold=threshold, max_iterations=max_iterations)
+            inner, threshold=threshold, max_iterations=max_iterations)
         out = jax.jit(solver, static_argnums=1)(problem, num_points,
                                                 rng=jax.random.key(seed))
         points = np.asarray(out.x, np.float32)

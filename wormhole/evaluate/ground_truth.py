@@ -37,7 +37,8 @@ from tqdm.auto import tqdm
 
 from wormhole.data.clouds import PointClouds, validate_clouds
 
-__all__ = ["KINDS", "ground_truth_distances", "pairwise_ground_truth"]
+__all__ = ["ANNEAL_ITERATIONS", "KINDS", "annealed_epsilon", "ground_truth_distances",
+           "pairwise_ground_truth"]
 
 KINDS = ("W1", "W2", "S1", "S2", "GW", "GS")
 _EXACT_KINDS = ("W1", "W2")
@@ -102,12 +103,24 @@ def _linear_solver_kwargs(threshold: float, max_iterations: int) -> dict:
     return dict(threshold=threshold, max_iterations=max_iterations, lse_mode=True)
 
 
-def _annealed(target):
+# Epsilon annealing: start 100x larger and decay geometrically. At small eps, plain Sinkhorn
+# needs tens of thousands of iterations to spread mass; annealing reaches the same fixed
+# point faster. ott checks convergence whatever the current epsilon, so a solve must not
+# stop before the schedule has reached its target: ANNEAL_ITERATIONS is past that point.
+# It must not be a multiple of ott's inner_iterations (10): ott 0.6 then checks a block
+# whose error it skipped computing (stored as inf), reads it as divergence and stops.
+_ANNEAL_INIT, _ANNEAL_DECAY = 100.0, 0.95
+ANNEAL_ITERATIONS = 10 * int(np.ceil(np.log(_ANNEAL_INIT) / -np.log(_ANNEAL_DECAY) / 10)) + 1
+
+
+def annealed_epsilon(target):
+    """An ott-jax epsilon schedule decaying to ``target`` in ``ANNEAL_ITERATIONS`` steps.
+
+    Pair it with ``min_iterations >= ANNEAL_ITERATIONS`` in the Sinkhorn solver.
+    """
     from ott.geometry import epsilon_scheduler
 
-    # Start 100x larger and decay geometrically: at small eps, plain Sinkhorn needs tens of
-    # thousands of iterations to spread mass; annealing reaches the same fixed point faster.
-    return epsilon_scheduler.Epsilon(target, init=100.0, decay=0.95)
+    return epsilon_scheduler.Epsilon(target, init=_ANNEAL_INIT, decay=_ANNEAL_DECAY)
 
 
 def _gw_objective(cx, cy, plan):
@@ -143,8 +156,8 @@ def _batched_solver(kind: str, cost: str, scale: float, threshold: float, max_it
         # ott's relative epsilon averages over padding too, so weight the mean ourselves.
         target = epsilon * (a @ base.cost_matrix @ b)
         geom = pointcloud.PointCloud(x, y, cost_fn=cost_fn, scale_cost=scale,
-                                     epsilon=_annealed(target))
-        out = linear.solve(geom, a, b, **solver_kwargs)
+                                     epsilon=annealed_epsilon(target))
+        out = linear.solve(geom, a, b, min_iterations=ANNEAL_ITERATIONS, **solver_kwargs)
         return out.primal_cost, out.converged
 
     def s_kind(x, a, y, b, epsilon):

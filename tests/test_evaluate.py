@@ -1,0 +1,239 @@
+"""Evaluation pieces against independent oracles: closed forms, assignment, POT, L-BFGS."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment, minimize
+from scipy.spatial.distance import cdist
+
+from wormhole.config import ConfigError, DataConfig
+from wormhole.data import PointClouds, prepare_dataset
+from wormhole.data.loaders.digits import load_digits
+from wormhole.evaluate import (
+    agreement,
+    classical_mds,
+    criterion_eigenvalues,
+    free_support_barycenter,
+    ground_truth_distances,
+    nearest_neighbor_accuracy,
+    pairwise_ground_truth,
+    stress_analysis,
+    stress_bounds,
+)
+from wormhole.evaluate.stress import embedding_stress, squared_distances
+from wormhole.ot import OTSpec, pairwise_distances
+
+
+def _clouds(count, size, dim=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(size, dim)).astype(np.float32) for _ in range(count)]
+
+
+# --------------------------------------------------------------------------- ground truth
+
+
+def test_exact_w2_of_a_translated_cloud_is_the_squared_shift():
+    clouds = _clouds(3, 12)
+    shift = np.array([0.7, -0.3], np.float32)
+    values = ground_truth_distances(clouds, None, [c + shift for c in clouds], None,
+                                    kind="W2", method="exact")
+    np.testing.assert_allclose(values, np.sum(shift ** 2), rtol=1e-5)
+
+
+def test_exact_w2_matches_an_optimal_assignment_and_the_cost_scale_divides():
+    # Uniform clouds of equal size: OT is an assignment problem (Birkhoff).
+    a, b = _clouds(2, 15, dim=3, seed=1)
+    cost = cdist(a, b, "sqeuclidean")
+    rows, cols = linear_sum_assignment(cost)
+    expected = cost[rows, cols].mean()
+    (value,) = ground_truth_distances([a], None, [b], None, kind="W2", method="exact")
+    (scaled,) = ground_truth_distances([a], None, [b], None, kind="W2", method="exact",
+                                       cost_scale=4.0)
+    assert value == pytest.approx(expected, rel=1e-6)
+    assert scaled == pytest.approx(expected / 4.0, rel=1e-6)
+    (w1,) = ground_truth_distances([a], None, [b], None, kind="W1", method="exact")
+    cost1 = cdist(a, b)
+    rows, cols = linear_sum_assignment(cost1)
+    assert w1 == pytest.approx(cost1[rows, cols].mean(), rel=1e-6)
+
+
+def test_exact_w2_in_one_dimension_is_the_mean_squared_quantile_gap():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(20, 1)), rng.normal(2.0, 0.5, size=(20, 1))
+    (value,) = ground_truth_distances([x], None, [y], None, kind="W2", method="exact")
+    assert value == pytest.approx(np.mean((np.sort(x[:, 0]) - np.sort(y[:, 0])) ** 2),
+                                  rel=1e-5)
+
+
+def test_converged_sinkhorn_w2_approaches_the_exact_value():
+    xs, ys = _clouds(3, 10, seed=3), _clouds(3, 14, seed=4)
+    exact = ground_truth_distances(xs, None, ys, None, kind="W2", method="exact")
+    entropic = ground_truth_distances(xs, None, ys, None, kind="W2", method="sinkhorn")
+    np.testing.assert_allclose(entropic, exact, rtol=2e-3)
+
+
+def test_s2_ground_truth_is_the_training_target_at_a_tight_threshold():
+    clouds = _clouds(4, 9, seed=5) + _clouds(1, 6, seed=6)
+    matrix = pairwise_ground_truth(clouds, kind="S2", epsilon=0.05, cost_scale=3.0)
+    assert np.allclose(matrix, matrix.T) and np.all(np.diag(matrix) == 0)
+    data = PointClouds.from_list(clouds)
+    spec = OTSpec(kind="S2", epsilon=0.05, cost_scale=3.0, threshold=1e-8,
+                  max_iterations=20_000)
+    with jax.enable_x64(True):
+        engine = pairwise_distances(data.points.astype(np.float64),
+                                    data.weights.astype(np.float64), spec)
+        values = np.asarray(engine.values)
+    np.testing.assert_allclose(matrix[np.triu_indices(5, 1)], values, rtol=1e-5, atol=1e-9)
+    assert np.all(values > 0)
+
+
+def test_ground_truth_errors_say_what_is_wrong():
+    clouds = _clouds(2, 5)
+    with pytest.raises(ValueError, match="Unknown OT kind 'W3'"):
+        ground_truth_distances(clouds, None, clouds, None, kind="W3")
+    with pytest.raises(ValueError, match="no exact solver"):
+        ground_truth_distances(clouds, None, clouds, None, kind="S2", method="exact")
+    with pytest.raises(ValueError, match="clouds_a has 2 clouds but clouds_b has 1"):
+        ground_truth_distances(clouds, None, clouds[:1], None)
+    with pytest.raises(ValueError, match="2-D but clouds_b are 3-D"):
+        ground_truth_distances(clouds, None, _clouds(2, 5, dim=3), None)
+    with pytest.raises(ValueError, match="Unknown ground cost 'hamming'"):
+        ground_truth_distances(clouds, None, clouds, None, cost="hamming")
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_agreement_figures_follow_their_definitions():
+    target = np.array([1.0, 2.0, 4.0, 8.0])
+    predicted = 1.5 * target
+    result = agreement(predicted, target)
+    assert result.pearson == pytest.approx(1.0) and result.spearman == pytest.approx(1.0)
+    assert result.stress == pytest.approx(np.mean((0.5 * target) ** 2))
+    assert result.mean_relative_error == pytest.approx(0.5)
+    reversed_ = agreement(target[::-1], target)
+    assert reversed_.spearman == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="3 predicted values for 4 targets"):
+        agreement(predicted[:3], target)
+    with pytest.raises(ValueError, match="target distances contain NaN"):
+        agreement(predicted, np.array([1.0, np.nan, 2.0, 3.0]))
+
+
+def test_nearest_neighbor_accuracy_on_separated_and_mixed_classes():
+    rng = np.random.default_rng(0)
+    emb = np.concatenate([rng.normal(0, 0.1, (20, 4)), rng.normal(5, 0.1, (20, 4))])
+    labels = np.repeat([0, 1], 20)
+    assert nearest_neighbor_accuracy(emb, labels) == 1.0
+    assert nearest_neighbor_accuracy(emb, 1 - labels, emb + 0.01, labels) == 0.0
+    with pytest.raises(ValueError, match="labels of shape"):
+        nearest_neighbor_accuracy(emb, labels[:5])
+
+
+# --------------------------------------------------------------------------- stress
+
+
+def test_classical_mds_is_exact_on_euclidean_distance_matrices():
+    points = np.random.default_rng(0).normal(size=(25, 3))
+    delta = squared_distances(points)
+    mu, _ = criterion_eigenvalues(delta)
+    assert np.sum(mu > 1e-8 * mu[0]) == 3  # rank of the centred configuration
+    np.testing.assert_allclose(squared_distances(classical_mds(delta)), delta, atol=1e-9)
+    result = stress_analysis(delta)
+    assert max(result.lower_bound, result.upper_bound, result.classical_mds,
+               result.optimum) < 1e-18
+    # In two dimensions the third eigenvalue is what no embedding can fit.
+    lower, upper = stress_bounds(delta, dim=2)
+    assert lower == pytest.approx(mu[2] ** 2 / (25 * 24))
+    mds2 = embedding_stress(delta, squared_distances(classical_mds(delta, 2)))
+    assert lower <= mds2 <= upper
+
+
+def _non_euclidean(count=18, seed=0):
+    """Squared L1 distances: not a squared Euclidean distance matrix."""
+    points = np.random.default_rng(seed).normal(size=(count, 4))
+    return cdist(points, points, "cityblock") ** 2
+
+
+@pytest.mark.parametrize("dim", [None, 2])
+def test_eigenvalue_bounds_bracket_the_projected_gradient_optimum(dim):
+    delta = _non_euclidean()
+    result = stress_analysis(delta, dim=dim)
+    assert result.negative_mass > 0.05
+    assert result.optimum_converged
+    assert result.lower_bound <= result.optimum <= result.classical_mds <= result.upper_bound
+    assert result.lower_bound > 0
+
+
+def test_unconstrained_optimum_matches_direct_minimisation_over_points():
+    delta = _non_euclidean(count=12, seed=1)
+    n = len(delta)
+    first, second = np.triu_indices(n, 1)
+
+    def stress_and_gradient(flat):
+        points = flat.reshape(n, n - 1)
+        residual = np.zeros((n, n))
+        residual[first, second] = squared_distances(points)[first, second] - delta[first, second]
+        residual = residual + residual.T
+        gradient = 4 * (residual.sum(1)[:, None] * points - residual @ points)
+        return np.sum(residual ** 2) / 2 / len(first), gradient.ravel() / len(first)
+
+    rng = np.random.default_rng(0)
+    direct = min(minimize(stress_and_gradient, rng.normal(size=n * (n - 1)), jac=True,
+                          method="L-BFGS-B", options={"maxiter": 5000, "ftol": 1e-15,
+                                                      "gtol": 1e-12}).fun for _ in range(3))
+    assert stress_analysis(delta).optimum == pytest.approx(direct, rel=1e-5)
+
+
+def test_no_embedding_beats_the_lower_bound():
+    delta = _non_euclidean(seed=2)
+    lower, _ = stress_bounds(delta, dim=3)
+    rng = np.random.default_rng(3)
+    mds = classical_mds(delta, 3)
+    for scale in (0.0, 0.1, 1.0):
+        points = mds + scale * rng.normal(size=mds.shape) * mds.std()
+        assert embedding_stress(delta, squared_distances(points)) >= lower
+        result = stress_analysis(delta, dim=3, predicted=squared_distances(points),
+                                 max_iterations=50)
+        assert result.model >= result.lower_bound
+
+
+def test_stress_analysis_rejects_malformed_matrices():
+    delta = _non_euclidean(count=5)
+    with pytest.raises(ValueError, match="square"):
+        stress_analysis(delta[:4])
+    with pytest.raises(ValueError, match="not symmetric"):
+        stress_analysis(delta + np.triu(np.ones_like(delta), 1))
+    with pytest.raises(ValueError, match="zero diagonal"):
+        stress_analysis(delta + np.eye(5))
+
+
+# --------------------------------------------------------------------------- barycenter
+
+
+def test_free_support_barycenter_of_translates_is_the_mean_translate():
+    # W2 barycenters commute with translations: the barycenter of x + t_i is x + mean(t_i).
+    base = np.random.default_rng(0).uniform(size=(16, 2)).astype(np.float32)
+    shifts = np.array([[0.0, 0.0], [1.0, 0.2], [0.2, 1.0]], np.float32)
+    points, converged = free_support_barycenter([base + s for s in shifts], num_points=16,
+                                                epsilon=1e-3)
+    expected = base + shifts.mean(axis=0)
+    (gap,) = ground_truth_distances([points], None, [expected], None, kind="W2",
+                                    method="exact")
+    (spread,) = ground_truth_distances([base], None, [base + shifts[1]], None, kind="W2",
+                                       method="exact")
+    assert converged
+    assert gap < 0.02 * spread
+
+
+# --------------------------------------------------------------------------- held-out classes
+
+
+def test_excluded_labels_leave_the_training_split_only():
+    clouds = load_digits()
+    data = prepare_dataset(clouds, DataConfig(exclude_labels=[3, "7"], test_fraction=0.2))
+    assert not np.isin(data.train.labels, [3, 7]).any()
+    assert np.isin(data.test.labels, [3, 7]).any()
+    with pytest.raises(ConfigError, match="no class 'Bag'.*classes are: 0, 1"):
+        prepare_dataset(clouds, DataConfig(exclude_labels=["Bag"]))
