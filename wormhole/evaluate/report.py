@@ -209,10 +209,7 @@ class _Evaluation:
         values = np.unique(self.clouds.labels) if labels is None else np.asarray(labels)
         rows, section = [], {}
         for value in tqdm(values, desc="barycenters", disable=not self.progress):
-            index = np.nonzero(self.clouds.labels == value)[0]
-            if len(index) == 0:
-                raise ValueError(f"No {self.split} cloud has label {value!r}.")
-            index = index[:max_clouds]
+            index = np.nonzero(self.clouds.labels == value)[0][:max_clouds]
             members = self.clouds.subset(index)
             result = compare_barycenter(self.model, members, epsilon=epsilon, seed=self.seed)
             name = label_name(value, self.clouds.label_names)
@@ -292,6 +289,10 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
     clouds = run_split(config, split)
     if len(clouds) < 2:
         raise ValueError(f"The {split} split has {len(clouds)} cloud; evaluation needs two.")
+    bary_values = None if barycenter_labels is None else label_values(barycenter_labels, clouds)
+    missing = [v for v in bary_values or [] if clouds.labels is None or v not in clouds.labels]
+    if missing:
+        raise ValueError(f"No {split} cloud has label {missing[0]!r}.")
     if output_dir is None:
         if model.workdir is None:
             raise ValueError("The model has no run directory; pass output_dir.")
@@ -314,10 +315,8 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
     if stress_clouds:
         ev.stress(stress_clouds)
     ev.reconstructions(config.eval.num_plot if num_plot is None else num_plot)
-    if barycenter_labels is None or len(barycenter_labels):
-        ev.barycenters(None if barycenter_labels is None else
-                       label_values(barycenter_labels, clouds), barycenter_clouds,
-                       reference_epsilon)
+    if bary_values is None or bary_values:
+        ev.barycenters(bary_values, barycenter_clouds, reference_epsilon)
     ev.interpolations(interpolations)
     ev.report["figures"] = ev.figures
     ev.report["seconds"] = round(time.perf_counter() - start, 1)

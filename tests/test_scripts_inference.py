@@ -1,0 +1,189 @@
+"""A tiny trained run used end to end: the inference API, the scripts and the report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import wormhole
+from wormhole.config import config_from_dict
+from wormhole.data import PointClouds
+from wormhole.data.loaders.files import load_files, save_clouds_npz
+from wormhole.evaluate import evaluate_run, run_split
+
+from .conftest import REPO
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A few steps on a slice of the digits, class 3 left out of training."""
+    workdir = tmp_path_factory.mktemp("run") / "tiny"
+    config = config_from_dict({
+        "name": "tiny",
+        "data": {"name": "digits", "max_clouds": 200, "test_fraction": 0.3,
+                 "exclude_labels": [3]},
+        "model": {"emb_dim": 8, "width": 16, "num_layers": 1, "num_heads": 2, "mlp_dim": 32,
+                  "decoder_layers": 1, "decoder_points": 12},
+        "ot": {"kind": "S2", "epsilon": 0.05, "max_iterations": 50},
+        "train": {"steps": 10, "batch_size": 8, "learning_rate": 2e-3, "warmup_steps": 2,
+                  "log_every": 10, "eval_every": 10, "length_bucket": 0,
+                  "workdir": str(workdir)},
+        "checkpoint": {"every": 10},
+        "eval": {"num_pairs": 30, "num_plot": 3},
+    })
+    model = wormhole.train(config, progress=False)
+    return workdir, wormhole.load(workdir), model
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def test_loaded_model_encodes_like_the_trained_one_in_any_batch(run):
+    workdir, model, trained = run
+    test = run_split(model.config, "test")
+    emb = model.encode(test)
+    np.testing.assert_allclose(trained.encode(test), emb, atol=1e-5)
+    np.testing.assert_allclose(model.encode(test, batch_size=7), emb, atol=1e-5)
+    # A padded array with zero-weight padding is the same clouds.
+    padded = model.encode(np.pad(test.points, ((0, 0), (0, 5), (0, 0))),
+                          np.pad(test.weights, ((0, 0), (0, 5))))
+    np.testing.assert_allclose(padded, emb, atol=1e-5)
+
+
+def test_barycenter_and_interpolation_decode_embedding_averages(run):
+    _, model, _ = run
+    clouds = [c for c in run_split(model.config, "test").to_list()[0][:5]]
+    emb = model.encode(clouds)
+    np.testing.assert_allclose(model.barycenter(clouds), model.decode(emb.mean(0))[0],
+                               atol=1e-5)
+    weighted = model.barycenter(clouds, coefficients=[1, 0, 0, 0, 3])
+    np.testing.assert_allclose(weighted, model.decode(0.25 * emb[0] + 0.75 * emb[4])[0],
+                               atol=1e-5)
+    path = model.interpolate(clouds[0], clouds[1], t=[0.0, 1.0])
+    np.testing.assert_allclose(path, model.decode(emb[:2]), atol=1e-5)
+    distance = model.distance(clouds[:2], clouds[2:4])
+    np.testing.assert_allclose(distance, model.embedding_distances(emb[:2], emb[2:4]),
+                               rtol=1e-5)
+
+
+def test_inputs_of_the_wrong_dimension_name_the_expected_one(run):
+    _, model, _ = run
+    with pytest.raises(ValueError, match="clouds are 3-D, but this model expects 2-D"):
+        model.encode([np.zeros((4, 3))])
+    with pytest.raises(ValueError, match=r"shape \[N, 8\]"):
+        model.decode(np.zeros((2, 5)))
+
+
+# --------------------------------------------------------------------------- scripts
+
+
+def test_embed_and_decode_scripts_round_trip_through_files(run, tmp_path, capsys):
+    workdir, model, _ = run
+    test = run_split(model.config, "test")
+    assert _script("embed")(["--checkpoint", str(workdir), "--split", "test",
+                             "--output", str(tmp_path / "emb.npz")]) == 0
+    with np.load(tmp_path / "emb.npz") as saved:
+        np.testing.assert_allclose(saved["embeddings"], model.encode(test), atol=1e-5)
+        np.testing.assert_array_equal(saved["labels"], test.labels)
+    # The same clouds from a user file give the same embeddings.
+    save_clouds_npz(tmp_path / "clouds.npz", test)
+    assert _script("embed")(["--checkpoint", str(workdir), "--input",
+                             str(tmp_path / "clouds.npz"), "--output",
+                             str(tmp_path / "emb.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "emb.npy"), model.encode(test), atol=1e-5)
+    assert _script("decode")(["--checkpoint", str(workdir), "--input", str(tmp_path / "emb.npz"),
+                              "--output", str(tmp_path / "dec.npz"), "--plot",
+                              str(tmp_path / "dec.png")]) == 0
+    decoded = load_files(str(tmp_path / "dec.npz"))
+    assert len(decoded) == len(test) and decoded.dim == 2
+    np.testing.assert_array_equal(decoded.labels, test.labels)
+    np.testing.assert_allclose(decoded.points, model.decode(model.encode(test)), atol=1e-5)
+    assert (tmp_path / "dec.png").stat().st_size > 1000
+    assert "decoded" in capsys.readouterr().out
+
+
+def test_barycenter_script_writes_the_class_barycenter_and_its_picture(run, tmp_path, capsys):
+    workdir, model, _ = run
+    out = tmp_path / "b.npz"
+    assert _script("barycenter")(["--checkpoint", str(workdir), "--split", "test", "--label",
+                                  "5", "--max-clouds", "6", "--output", str(out),
+                                  "--reference"]) == 0
+    test = run_split(model.config, "test")
+    expected = model.barycenter(test.subset(np.nonzero(test.labels == 5)[0][:6]))
+    np.testing.assert_allclose(load_files(str(out)).points[0], expected, atol=1e-5)
+    assert out.with_suffix(".png").stat().st_size > 1000
+    assert (tmp_path / "b_reference.npz").exists()
+    assert "S2(model, ott-jax) = " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, args, message", [
+    ("embed", ["--input", "missing.npz", "--output", "e.npy"], "No clouds at 'missing.npz'"),
+    ("embed", ["--split", "test", "--output", "e.txt"], "must end in .npy or .npz"),
+    ("embed", ["--input", "{cube}", "--output", "e.npy"], "3-D, but this model expects 2-D"),
+    ("decode", ["--input", "{wide}", "--output", "d.npz"], r"shape \[N, 8\]"),
+    ("barycenter", ["--split", "test", "--label", "cat"], "Unknown label 'cat'"),
+    ("evaluate", ["--split", "test", "--barycenter-labels", "42", "--stress-clouds", "0",
+                  "--num-pairs", "5", "--no-exact", "--no-plots", "--no-progress"],
+     "No test cloud has label 42"),
+])
+def test_scripts_fail_with_a_clear_message(run, tmp_path, capsys, monkeypatch, name, args,
+                                           message):
+    workdir, _, _ = run
+    monkeypatch.chdir(tmp_path)
+    save_clouds_npz(tmp_path / "cube.npz", PointClouds.from_list([np.zeros((4, 3))]))
+    np.save(tmp_path / "wide.npy", np.zeros((2, 5)))
+    args = [a.format(cube=tmp_path / "cube.npz", wide=tmp_path / "wide.npy") for a in args]
+    assert _script(name)(["--checkpoint", str(workdir), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert re.search(message, err), err
+
+
+def test_a_missing_run_exits_1_from_the_command_line(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "embed.py"), "--checkpoint",
+                           str(tmp_path / "nothing"), "--split", "test", "--output", "e.npy"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: No run or checkpoint at")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def test_evaluate_run_reports_every_section_and_writes_the_plots(run, tmp_path):
+    workdir, model, _ = run
+    report = evaluate_run(workdir, num_pairs=40, stress_clouds=10, barycenter_labels=["5"],
+                          barycenter_clouds=6, interpolations=1, output_dir=tmp_path,
+                          progress=False)
+    assert json.loads((tmp_path / "report.json").read_text()) == report
+    pairs = report["pairs"]
+    assert pairs["num_pairs"] == 40 and -1 <= pairs["pearson"] <= 1
+    assert report["pairs_exact"]["kind"] == "W2"
+    assert 0 <= report["nearest_neighbor"]["against_train"] <= 1
+    # Class 3 never reached training; it is reported on its own.
+    held = report["held_out"]
+    assert held["labels"] == ["3"] and held["num_clouds"] >= 2 and "pearson" in held
+    stress = report["stress_analysis"]
+    assert stress["num_clouds"] == 10 and stress["dim"] == 8
+    assert stress["lower_bound"] <= stress["optimum"] <= stress["classical_mds"] \
+        <= stress["upper_bound"]
+    assert stress["model"] >= stress["lower_bound"]
+    assert report["reconstruction"]["num_clouds"] == 3
+    assert set(report["barycenters"]["classes"]) == {"5"}
+    for name in ("agreement.png", "embedding_map.png", "agreement_held_out.png",
+                 "reconstructions.png", "barycenters.png", "interpolations.png"):
+        assert name in report["figures"]
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
