@@ -1,0 +1,240 @@
+"""All-pairs OT distance matrix of N clouds: through embeddings vs pairwise Sinkhorn.
+
+    python benchmarks/all_pairs.py --checkpoint runs/digits --num-clouds 1000
+    python benchmarks/all_pairs.py --checkpoint runs/mnist --split all --num-clouds 10000
+
+The embedding path is timed in full: encode N clouds, then the N x N matrix of embedding
+distances. Pairwise Sinkhorn for all N (N - 1) / 2 pairs is far too slow to run, so it is
+timed on a random subset of pairs (with the run's training settings, i.e. the targets the
+model learned, compiled before timing) and extrapolated linearly in the number of pairs;
+the report says so. Exact OT (POT's network simplex, for W/S kinds with squared Euclidean
+or Euclidean cost) is timed on fewer pairs the same way. Agreement of the two matrices is
+measured on the timed pairs. Writes benchmarks/results/all_pairs.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from wormhole.config import ConfigError
+from wormhole.evaluate import agreement, ground_truth_distances
+from wormhole.evaluate.splits import SPLITS, input_clouds
+from wormhole.inference import load
+from wormhole.models import embedding_distance
+from wormhole.ot import OTSpec, paired_distances
+
+RESULTS = Path(__file__).resolve().parent / "results"
+_EXACT_OF = {"S1": "W1", "S2": "W2", "W1": "W1", "W2": "W2"}
+
+
+def embedding_matrix(model, embeddings: np.ndarray) -> np.ndarray:
+    """The ``[N, N]`` embedding-distance matrix, a block of rows at a time (bounded memory)."""
+    kind = model.config.model.embedding_distance
+    fn = jax.jit(lambda rows, every: embedding_distance(rows[:, None, :], every[None], kind))
+    count, dim = embeddings.shape
+    block = max(1, min(count, (1 << 25) // (count * dim)))  # ~128 MiB of differences
+    every = jax.device_put(embeddings)
+    out = np.empty((count, count), np.float32)
+    for start in range(0, count, block):
+        rows = embeddings[start:start + block]
+        if len(rows) < block:  # one compiled shape: pad the last block
+            rows = np.concatenate([rows, np.zeros((block - len(rows), dim), rows.dtype)])
+        out[start:start + block] = np.asarray(fn(rows, every))[:count - start]
+    return out
+
+
+def time_sinkhorn(model, clouds, first, second, chunk: int) -> tuple[np.ndarray, float, float]:
+    """Values of the run's training OT on pairs, seconds (after compiling) and compile time."""
+    spec = OTSpec.from_config(model.config.ot, cost_scale=model.cost_scale)
+    solve = jax.jit(lambda x, a, y, b: paired_distances(x, a, y, b, spec).values)
+    data = model.prepare(clouds)
+
+    def run(index):
+        i, j = first[index], second[index]
+        return solve(data.points[i], data.weights[i], data.points[j], data.weights[j])
+
+    start = time.perf_counter()
+    jax.block_until_ready(run(np.arange(min(chunk, len(first)))))  # compile
+    compile_s = time.perf_counter() - start
+    values = []
+    start = time.perf_counter()
+    for s in tqdm(range(0, len(first), chunk), desc="sinkhorn pairs", leave=False):
+        index = np.arange(s, min(s + chunk, len(first)))
+        if len(index) < chunk:  # keep one compiled shape: pad the last chunk
+            index = np.concatenate([index, np.zeros(chunk - len(index), int)])
+        values.append(np.asarray(jax.block_until_ready(run(index)))[:min(chunk, len(first) - s)])
+    return np.concatenate(values), time.perf_counter() - start, compile_s
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="run directory or checkpoint")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--input", help=".npz file or directory of .npy clouds")
+    source.add_argument("--split", choices=SPLITS, default=None,
+                        help="a split of the run's data set (default: all)")
+    parser.add_argument("--num-clouds", type=int, default=1000, help="N (up to 10,000)")
+    parser.add_argument("--sinkhorn-pairs", type=int, default=1024,
+                        help="pairs timed with Sinkhorn and extrapolated")
+    parser.add_argument("--exact-pairs", type=int, default=200,
+                        help="pairs timed with exact OT (0 skips)")
+    parser.add_argument("--chunk", type=int, default=256, help="pairs per Sinkhorn call")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=str(RESULTS / "all_pairs.md"))
+    args = parser.parse_args(argv)
+    try:
+        model = load(args.checkpoint)
+        clouds = input_clouds(model.config, args.input, args.split or "all")
+        if args.num_clouds > len(clouds):
+            raise ValueError(f"--num-clouds {args.num_clouds} but only {len(clouds)} clouds "
+                             f"are available; use --split all or a larger data set.")
+        if args.num_clouds < 2 or args.sinkhorn_pairs < 2:
+            raise ValueError("--num-clouds and --sinkhorn-pairs must be at least 2.")
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    rng = np.random.default_rng(args.seed)
+    n = args.num_clouds
+    clouds = clouds.subset(np.sort(rng.choice(len(clouds), n, replace=False)))
+    total_pairs = n * (n - 1) // 2
+
+    # Embedding path, in full, timed on a second run: the first compiles the encoder for each
+    # padded length and the row-block program, as Sinkhorn's compile is left out below.
+    for _ in range(2):
+        start = time.perf_counter()
+        embeddings = model.encode(clouds)
+        encode_s = time.perf_counter() - start
+        start = time.perf_counter()
+        matrix = embedding_matrix(model, embeddings)
+        matrix_s = time.perf_counter() - start
+
+    # Sinkhorn on a random subset of pairs i < j, extrapolated.
+    pairs = min(args.sinkhorn_pairs, total_pairs)
+    first = rng.integers(0, n, pairs)
+    second = (first + rng.integers(1, n, pairs)) % n
+    values, sinkhorn_s, compile_s = time_sinkhorn(model, clouds, first, second, args.chunk)
+    per_pair = sinkhorn_s / pairs
+    predicted = matrix[first, second]
+    result = {
+        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(
+            argv if argv is not None else sys.argv[1:])]),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "jax_backend": jax.default_backend(),
+                    "devices": [str(d) for d in jax.devices()]},
+        "run": {"path": str(model.workdir), "step": model.step, "kind": model.kind,
+                "epsilon": model.config.ot.epsilon, "emb_dim": model.config.model.emb_dim,
+                "encoder": model.config.model.encoder},
+        "num_clouds": n, "total_pairs": total_pairs,
+        "mean_points": float(clouds.sizes.mean()),
+        "embedding": {"encode_s": encode_s, "matrix_s": matrix_s,
+                      "total_s": encode_s + matrix_s},
+        "sinkhorn": {"timed_pairs": pairs, "timed_s": sinkhorn_s, "compile_s": compile_s,
+                     "per_pair_s": per_pair, "extrapolated_total_s": per_pair * total_pairs,
+                     "threshold": model.config.ot.threshold,
+                     "max_iterations": model.config.ot.max_iterations},
+        "agreement_vs_sinkhorn": agreement(predicted, values).as_dict(),
+    }
+    result["speedup_vs_sinkhorn"] = result["sinkhorn"]["extrapolated_total_s"] / \
+        result["embedding"]["total_s"]
+    exact_kind = _EXACT_OF.get(model.kind)
+    if args.exact_pairs and exact_kind and model.config.ot.cost is None:
+        count = min(args.exact_pairs, pairs)
+        data = model.prepare(clouds)
+
+        def solve(index):
+            return ground_truth_distances(data.subset(first[index]), None,
+                                          data.subset(second[index]), None, kind=exact_kind,
+                                          method="exact", cost_scale=model.cost_scale,
+                                          progress=False)
+
+        solve(np.arange(1))  # imports and first-call set-up
+        start = time.perf_counter()
+        exact = solve(np.arange(count))
+        exact_s = (time.perf_counter() - start) / count
+        result["exact"] = {"kind": exact_kind, "timed_pairs": count, "per_pair_s": exact_s,
+                           "extrapolated_total_s": exact_s * total_pairs}
+        result["agreement_vs_exact"] = agreement(predicted[:count], exact).as_dict()
+        result["speedup_vs_exact"] = exact_s * total_pairs / result["embedding"]["total_s"]
+
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    output.write_text(_markdown(result))
+    print(_markdown(result))
+    return 0
+
+
+def _seconds(value: float) -> str:
+    if value >= 3600:
+        return f"{value / 3600:.1f} h"
+    if value >= 60:
+        return f"{value / 60:.1f} min"
+    return f"{value:.3g} s"
+
+
+def _markdown(r: dict) -> str:
+    emb, sk = r["embedding"], r["sinkhorn"]
+    ag = r["agreement_vs_sinkhorn"]
+    lines = [
+        "# All-pairs distance matrix: embeddings vs pairwise OT",
+        "",
+        f"Command: `{r['command']}`",
+        "",
+        f"Machine: {r['machine']['cpus']} CPUs, JAX backend `{r['machine']['jax_backend']}` "
+        f"({r['machine']['platform']}). Run: `{r['run']['path']}` step {r['run']['step']}, "
+        f"{r['run']['encoder']}, {r['run']['kind']} (epsilon {r['run']['epsilon']}), "
+        f"emb_dim {r['run']['emb_dim']}.",
+        "",
+        f"N = {r['num_clouds']} clouds (mean {r['mean_points']:.0f} points), "
+        f"{r['total_pairs']:,} pairs.",
+        "",
+        "| path | how measured | time for all pairs |",
+        "|---|---|---|",
+        f"| embeddings | encode {_seconds(emb['encode_s'])} + N x N matrix "
+        f"{_seconds(emb['matrix_s'])}, timed in full | {_seconds(emb['total_s'])} |",
+        f"| Sinkhorn ({r['run']['kind']}, training settings: threshold {sk['threshold']}, "
+        f"at most {sk['max_iterations']} iterations) | {sk['timed_pairs']} pairs timed "
+        f"({_seconds(sk['per_pair_s'])} per pair, after "
+        f"{_seconds(sk['compile_s'])} compiling), **extrapolated** | "
+        f"{_seconds(sk['extrapolated_total_s'])} |",
+    ]
+    if "exact" in r:
+        ex = r["exact"]
+        lines.append(f"| exact {ex['kind']} (POT network simplex) | {ex['timed_pairs']} pairs "
+                     f"timed ({_seconds(ex['per_pair_s'])} per pair), **extrapolated** | "
+                     f"{_seconds(ex['extrapolated_total_s'])} |")
+    lines += [
+        "",
+        f"Speed-up of the embedding path: **{r['speedup_vs_sinkhorn']:.0f}x** over Sinkhorn"
+        + (f", **{r['speedup_vs_exact']:.0f}x** over exact OT." if "exact" in r else "."),
+        "",
+        "Agreement of the embedding matrix with OT on the timed pairs (target units):",
+        "",
+        "| against | pairs | Pearson | Spearman | mean relative error |",
+        "|---|---|---|---|---|",
+        f"| Sinkhorn {r['run']['kind']} | {ag['num_pairs']} | {ag['pearson']:.4f} | "
+        f"{ag['spearman']:.4f} | {ag['mean_relative_error']:.3f} |",
+    ]
+    if "agreement_vs_exact" in r:
+        ax = r["agreement_vs_exact"]
+        lines.append(f"| exact {r['exact']['kind']} | {ax['num_pairs']} | {ax['pearson']:.4f} "
+                     f"| {ax['spearman']:.4f} | {ax['mean_relative_error']:.3f} |")
+    lines += ["", "Sinkhorn and exact totals are per-pair times on a random subset multiplied "
+              "by the number of pairs (not run in full); the embedding path ran in full.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
