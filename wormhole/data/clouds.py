@@ -91,7 +91,7 @@ def pad_clouds(clouds: Sequence[np.ndarray], weights: Sequence[np.ndarray],
     dim = clouds[0].shape[1]
     points = np.zeros((len(clouds), length, dim), np.float32)
     mass = np.zeros((len(clouds), length), np.float32)
-    for i, (x, w) in enumerate(zip(clouds, weights)):
+    for i, (x, w) in enumerate(zip(clouds, weights, strict=True)):
         points[i, : len(x)] = x
         mass[i, : len(x)] = w
     return points, mass
@@ -164,7 +164,7 @@ class PointClouds:
             raise ValueError(f"weights of shape {weights.shape} do not match points of shape "
                              f"{points.shape}; expected {points.shape[:2]}.")
         clouds, masses = [], []
-        for x, w in zip(points, weights):
+        for x, w in zip(points, weights, strict=True):
             keep = np.nonzero(w)[0]
             size = keep[-1] + 1 if len(keep) else len(w)
             clouds.append(x[:size])
@@ -232,7 +232,7 @@ class PointClouds:
             values, counts = np.unique(self.labels, return_counts=True)
             names = self.label_names
             shown = ", ".join(f"{names[v] if names else v}: {c}" for v, c in
-                              zip(values[:12], counts[:12]))
+                              zip(values[:12], counts[:12], strict=True))
             more = ", ..." if len(values) > 12 else ""
             text += f"; {len(values)} labels ({shown}{more})"
         return text

@@ -76,7 +76,7 @@ def subsample_clouds(clouds: PointClouds, max_points: int, seed: int = 0) -> Poi
         return clouds
     rng = np.random.default_rng(seed)
     points, weights = clouds.to_list()
-    for i, (x, w) in enumerate(zip(points, weights)):
+    for i, (x, w) in enumerate(zip(points, weights, strict=True)):
         if len(x) > max_points:
             keep = np.sort(rng.choice(len(x), max_points, replace=False))
             kept = w[keep]
