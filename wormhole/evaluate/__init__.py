@@ -6,7 +6,12 @@ from wormhole.evaluate.barycenter import (
     free_support_barycenter,
 )
 from wormhole.evaluate.ground_truth import KINDS, ground_truth_distances, pairwise_ground_truth
-from wormhole.evaluate.metrics import Agreement, agreement, nearest_neighbor_accuracy
+from wormhole.evaluate.metrics import (
+    Agreement,
+    agreement,
+    nearest_neighbor_accuracy,
+    nearest_neighbor_hits,
+)
 from wormhole.evaluate.report import evaluate_run
 from wormhole.evaluate.splits import SPLITS, run_split
 from wormhole.evaluate.stress import (
@@ -33,6 +38,7 @@ __all__ = [
     "ground_truth_distances",
     "nearest_euclidean",
     "nearest_neighbor_accuracy",
+    "nearest_neighbor_hits",
     "pairwise_ground_truth",
     "run_split",
     "stress_analysis",

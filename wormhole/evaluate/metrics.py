@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-__all__ = ["Agreement", "agreement", "nearest_neighbor_accuracy"]
+__all__ = ["Agreement", "agreement", "nearest_neighbor_accuracy", "nearest_neighbor_hits"]
 
 
 class Agreement(NamedTuple):
@@ -67,9 +67,9 @@ def agreement(predicted, target) -> Agreement:
                      int(pred.size), int(positive.sum()))
 
 
-def nearest_neighbor_accuracy(query, query_labels, reference=None,
-                              reference_labels=None) -> float:
-    """Fraction of ``query`` embeddings whose nearest neighbour has the same label.
+def nearest_neighbor_hits(query, query_labels, reference=None,
+                          reference_labels=None) -> np.ndarray:
+    """For each ``query`` embedding, whether its nearest neighbour has the same label.
 
     The nearest neighbour is taken in Euclidean distance, which orders neighbours as both
     embedding distances of the model do (``mse`` is its square over the dimension).
@@ -78,6 +78,9 @@ def nearest_neighbor_accuracy(query, query_labels, reference=None,
       query: ``[N, e]`` embeddings with ``query_labels [N]``.
       reference: ``[M, e]`` embeddings with ``reference_labels [M]`` to search (e.g. the
         training split); ``None``: leave-one-out within ``query``.
+
+    Returns:
+      ``[N]`` booleans.
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -91,11 +94,18 @@ def nearest_neighbor_accuracy(query, query_labels, reference=None,
             raise ValueError("Leave-one-out nearest neighbours need at least two embeddings.")
         # The closest point to each query is itself; take the second.
         index = NearestNeighbors(n_neighbors=2).fit(query).kneighbors(query)[1][:, 1]
-        return float(np.mean(query_labels[index] == query_labels))
+        return query_labels[index] == query_labels
     reference = np.asarray(reference, np.float64)
     reference_labels = np.asarray(reference_labels)
     if reference_labels.shape != (len(reference),):
         raise ValueError(f"Got {len(reference)} reference embeddings but labels of shape "
                          f"{reference_labels.shape}.")
     index = NearestNeighbors(n_neighbors=1).fit(reference).kneighbors(query)[1][:, 0]
-    return float(np.mean(reference_labels[index] == query_labels))
+    return reference_labels[index] == query_labels
+
+
+def nearest_neighbor_accuracy(query, query_labels, reference=None,
+                              reference_labels=None) -> float:
+    """Fraction of :func:`nearest_neighbor_hits`: 1-NN label accuracy in embedding space."""
+    return float(np.mean(nearest_neighbor_hits(query, query_labels, reference,
+                                               reference_labels)))

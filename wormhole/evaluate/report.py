@@ -20,7 +20,11 @@ from tqdm.auto import tqdm
 from wormhole.data import PointClouds
 from wormhole.evaluate.barycenter import compare_barycenter
 from wormhole.evaluate.ground_truth import ground_truth_distances, pairwise_ground_truth
-from wormhole.evaluate.metrics import agreement, nearest_neighbor_accuracy
+from wormhole.evaluate.metrics import (
+    agreement,
+    nearest_neighbor_accuracy,
+    nearest_neighbor_hits,
+)
 from wormhole.evaluate.plots import (
     label_name,
     plot_agreement,
@@ -70,6 +74,14 @@ class _Evaluation:
             cost_scale=self.model.cost_scale, batch_size=_GROUND_TRUTH_BATCH,
             progress=self.progress, **kwargs)
 
+    def _method(self, kind: str) -> str:
+        """How the ground truth of ``kind`` is solved here (``auto`` resolved)."""
+        method = self.config.eval.ground_truth
+        if method != "auto":
+            return method
+        small = int(self.clouds.sizes.max()) <= self.config.eval.max_exact_points
+        return "exact" if kind in ("W1", "W2") and small else "sinkhorn"
+
     def _cost(self, kind: str) -> str | None:
         """The run's ground cost for its kind and that kind's exact counterpart."""
         own = self.config.ot.kind
@@ -90,7 +102,7 @@ class _Evaluation:
         target = self._ground_truth(first, second)
         predicted = self._predicted(first, second)
         kind = self.config.ot.kind
-        section = {"kind": kind, "method": self.config.eval.ground_truth,
+        section = {"kind": kind, "method": self._method(kind),
                    **agreement(predicted, target).as_dict(),
                    "target_mean": float(target.mean())}
         self.report["pairs"] = section
@@ -136,7 +148,7 @@ class _Evaluation:
         target = self._ground_truth(first, second)
         predicted = self._predicted(first, second)
         # Leave-one-out within the split: do held-out clouds find their own class?
-        hits = _leave_one_out_hits(self.embeddings, self.clouds.labels)
+        hits = nearest_neighbor_hits(self.embeddings, self.clouds.labels)
         self.report["held_out"] = {
             "labels": [label_name(v, self.clouds.label_names) for v in labels],
             "num_clouds": len(index), **agreement(predicted, target).as_dict(),
@@ -241,13 +253,6 @@ class _Evaluation:
                            "t": t, "decoded": decoded})
         if strips:
             self._plot("interpolations.png", plot_interpolations, strips)
-
-
-def _leave_one_out_hits(embeddings, labels) -> np.ndarray:
-    from sklearn.neighbors import NearestNeighbors
-
-    index = NearestNeighbors(n_neighbors=2).fit(embeddings).kneighbors(embeddings)[1][:, 1]
-    return labels[index] == labels
 
 
 def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int | None = None,
