@@ -31,27 +31,10 @@ from wormhole.config import ConfigError
 from wormhole.evaluate import agreement, ground_truth_distances
 from wormhole.evaluate.splits import SPLITS, input_clouds
 from wormhole.inference import load
-from wormhole.models import embedding_distance
 from wormhole.ot import OTSpec, paired_distances
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _EXACT_OF = {"S1": "W1", "S2": "W2", "W1": "W1", "W2": "W2"}
-
-
-def embedding_matrix(model, embeddings: np.ndarray) -> np.ndarray:
-    """The ``[N, N]`` embedding-distance matrix, a block of rows at a time (bounded memory)."""
-    kind = model.config.model.embedding_distance
-    fn = jax.jit(lambda rows, every: embedding_distance(rows[:, None, :], every[None], kind))
-    count, dim = embeddings.shape
-    block = max(1, min(count, (1 << 25) // (count * dim)))  # ~128 MiB of differences
-    every = jax.device_put(embeddings)
-    out = np.empty((count, count), np.float32)
-    for start in range(0, count, block):
-        rows = embeddings[start:start + block]
-        if len(rows) < block:  # one compiled shape: pad the last block
-            rows = np.concatenate([rows, np.zeros((block - len(rows), dim), rows.dtype)])
-        out[start:start + block] = np.asarray(fn(rows, every))[:count - start]
-    return out
 
 
 def time_sinkhorn(model, clouds, first, second, chunk: int) -> tuple[np.ndarray, float, float]:
@@ -111,13 +94,13 @@ def main(argv=None) -> int:
     total_pairs = n * (n - 1) // 2
 
     # Embedding path, in full, timed on a second run: the first compiles the encoder for each
-    # padded length and the row-block program, as Sinkhorn's compile is left out below.
+    # padded length, as Sinkhorn's compile is left out below.
     for _ in range(2):
         start = time.perf_counter()
         embeddings = model.encode(clouds)
         encode_s = time.perf_counter() - start
         start = time.perf_counter()
-        matrix = embedding_matrix(model, embeddings)
+        matrix = model.embedding_distance_matrix(embeddings)
         matrix_s = time.perf_counter() - start
 
     # Sinkhorn on a random subset of pairs i < j, extrapolated.

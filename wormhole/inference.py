@@ -174,8 +174,28 @@ class Wormhole:
 
     def distance_matrix(self, clouds, weights=None) -> np.ndarray:
         """All-pairs ``[N, N]`` embedding distances (target units): one encoder pass."""
-        emb = self.encode(clouds, weights)
-        return self.embedding_distances(emb[:, None, :], emb[None, :, :])
+        return self.embedding_distance_matrix(self.encode(clouds, weights))
+
+    def embedding_distance_matrix(self, embeddings: np.ndarray) -> np.ndarray:
+        """``[N, N]`` distances between all rows of ``embeddings [N, e]``.
+
+        Computed a block of rows at a time, so memory stays near ``N^2`` floats rather than
+        the ``N^2 e`` of one broadcast difference (N = 10,000 clouds: 0.4 GB, not 51 GB).
+        """
+        emb = np.asarray(embeddings, np.float32)
+        count, dim = emb.shape
+        block = max(1, min(count, (1 << 25) // max(count * dim, 1)))  # ~128 MiB at a time
+        kind = self.config.model.embedding_distance
+        rows_to_all = jax.jit(lambda rows, every: embedding_distance(rows[:, None], every[None],
+                                                                     kind))
+        every = jnp.asarray(emb)
+        out = np.empty((count, count), np.float32)
+        for start in range(0, count, block):
+            rows = emb[start:start + block]
+            if len(rows) < block:  # pad the last block: one compiled shape
+                rows = np.pad(rows, ((0, block - len(rows)), (0, 0)))
+            out[start:start + block] = np.asarray(rows_to_all(rows, every))[:count - start]
+        return out
 
     # ------------------------------------------------------------------ barycenters
 
