@@ -34,7 +34,8 @@ def _save(fig: Figure, path: str | Path) -> Path:
 
 
 def _grid(rows: int, cols: int, dim: int, title: str | None = None):
-    fig = Figure(figsize=(_PANEL * cols, _PANEL * rows + (0.4 if title else 0.0)))
+    fig = Figure(figsize=(_PANEL * cols, _PANEL * rows + (0.4 if title else 0.0)),
+                 layout="constrained")
     kwargs = {"projection": "3d"} if dim == 3 else {}
     axes = np.array([[fig.add_subplot(rows, cols, r * cols + c + 1, **kwargs)
                       for c in range(cols)] for r in range(rows)])
@@ -57,6 +58,10 @@ def _draw_cloud(ax, points, weights=None, color: str = _INPUT, title: str | None
         ax.set_zticks([])
     else:
         ax.scatter(points[:, 0], points[:, 1], s=12 * n * weights, c=color, linewidths=0)
+    if dim == 1 and bounds is not None:
+        low, high = bounds
+        pad = 0.05 * max(float(high[0] - low[0]), 1e-12)
+        ax.set_xlim(low[0] - pad, high[0] + pad)
     if dim >= 2:
         # A square window shared by the panels of a figure: equal aspect, common scale.
         low, high = bounds if bounds is not None else _bounds([points])
