@@ -49,7 +49,7 @@ def _params_close(a, b, atol=0.0):
     leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
     assert len(leaves_a) == len(leaves_b)
     return all(np.allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
-               for x, y in zip(leaves_a, leaves_b))
+               for x, y in zip(leaves_a, leaves_b, strict=True))
 
 
 def test_training_learns_held_out_distances(tmp_path, tiny_data):

@@ -181,6 +181,9 @@ def make_train_step(model: WormholeModel, target_spec: OTSpec,
                     distance_kind: str, rotate: bool) -> Callable:
     """The pure step ``(state, batch) -> (state, metrics)``; jit it with the state donated."""
     scale_power = _SCALING_EXPONENT.get(target_spec.kind, 2)
+    # The input clouds' self terms of the reconstruction divergence are the targets' own
+    # when both use the same distance: solve them once.
+    reuse_self_terms = reconstruction_spec == target_spec and target_spec.debiased
 
     def step(state: TrainState, batch: Batch):
         key = jax.random.fold_in(state.rng, state.step)
@@ -190,7 +193,8 @@ def make_train_step(model: WormholeModel, target_spec: OTSpec,
         if rotate:
             points = rotate_clouds(points, random_rotations(k_rot, size, dim), weights)
         # Targets need no gradient: they are constants of this step.
-        targets = jax.lax.stop_gradient(pairwise_distances(points, weights, target_spec))
+        targets = jax.lax.stop_gradient(
+            pairwise_distances(points, weights, target_spec, validate=False))
         first, second = np.triu_indices(size, 1)
 
         def encode(params, x):
@@ -209,7 +213,9 @@ def make_train_step(model: WormholeModel, target_spec: OTSpec,
                 decoded = model.apply({"params": params}, emb, deterministic=False,
                                       method=WormholeModel.decode, rngs={"dropout": k_drop})
                 uniform = jnp.full(decoded.shape[:2], 1.0 / decoded.shape[1])
-                rec = paired_distances(points, weights, decoded, uniform, reconstruction_spec)
+                reuse = targets.self_values if reuse_self_terms else None
+                rec = paired_distances(points, weights, decoded, uniform, reconstruction_spec,
+                                       validate=False, x_self=reuse)
                 terms["reconstruction"] = reconstruction_loss(rec.values)
                 aux["reconstruction_hit_cap"] = rec.hit_cap_fraction
             if loss.translation > 0:

@@ -38,11 +38,14 @@ class OTDistances(NamedTuple):
       hit_cap: ``[S]`` for each solve (cross and self terms), whether it stopped at the
         iteration cap rather than on the threshold.
       size: number of clouds ``B`` for pairwise results (``0`` for explicit pairs).
+      self_values: ``[B]`` the self terms ``OT(x_i, x_i)`` of a debiased kind (pairwise
+        results), reusable by :func:`paired_distances` for the same clouds and spec.
     """
 
     values: jnp.ndarray
     hit_cap: jnp.ndarray
     size: int = 0
+    self_values: jnp.ndarray | None = None
 
     @property
     def hit_cap_fraction(self) -> jnp.ndarray:
@@ -62,11 +65,11 @@ def _cross_solver(spec: OTSpec):
     return solve_gw if spec.quadratic else solve_linear
 
 
-_MAX_BRANCHES = 8  # size buckets per compiled program: each is one more copy of the solver
+_MAX_BRANCHES = 4  # size buckets per compiled program: each is one more copy of the solver
 
 
 def _lengths(size: int, bucket: int) -> tuple[int, ...]:
-    """Crop lengths for clouds padded to ``size``: multiples of a step, at most 8 of them."""
+    """Crop lengths for clouds padded to ``size``: multiples of a step, at most 4 of them."""
     step = bucket * max(1, math.ceil(size / (bucket * _MAX_BRANCHES)))
     return tuple(range(step, size, step)) + (size,)
 
@@ -123,19 +126,23 @@ def pairwise_distances(points, weights, spec: OTSpec, validate: bool = True) -> 
     solve = functools.partial(_cross_solver(spec), spec=spec)
     values, hit = map_pairs(solve, points[first], weights[first], points[second],
                             weights[second], spec)
+    own = None
     if spec.debiased:
         own, own_hit = self_terms(points, weights, spec)
         values = values - 0.5 * (own[first] + own[second])
         hit = jnp.concatenate([hit, own_hit])
-    return OTDistances(values, hit, size)
+    return OTDistances(values, hit, size, own)
 
 
-def paired_distances(x, a, y, b, spec: OTSpec, validate: bool = True) -> OTDistances:
+def paired_distances(x, a, y, b, spec: OTSpec, validate: bool = True,
+                     x_self: jnp.ndarray | None = None) -> OTDistances:
     """Distances between ``(x[k], a[k])`` and ``(y[k], b[k])`` for each ``k``.
 
     ``x [P, n, d]`` and ``y [P, m, d]`` may differ in length. Gradients with respect to the
     points flow through the solver as ``spec.differentiation`` says (the decoder's
-    reconstruction loss uses this).
+    reconstruction loss uses this). ``x_self`` (``[P]``, e.g. ``self_values`` of a
+    :func:`pairwise_distances` result with the same spec) supplies the self terms of the
+    ``x`` clouds instead of solving them again; they carry no gradient.
     """
     if validate:
         check_clouds(x, a, "x")
@@ -146,7 +153,10 @@ def paired_distances(x, a, y, b, spec: OTSpec, validate: bool = True) -> OTDista
     solve = functools.partial(_cross_solver(spec), spec=spec)
     values, hit = map_pairs(solve, x, a, y, b, spec)
     if spec.debiased:
-        own_x, hit_x = self_terms(x, a, spec)
+        if x_self is None:
+            own_x, hit_x = self_terms(x, a, spec)
+        else:
+            own_x, hit_x = jax.lax.stop_gradient(x_self), jnp.zeros((0,), bool)
         own_y, hit_y = self_terms(y, b, spec)
         values = values - 0.5 * (own_x + own_y)
         hit = jnp.concatenate([hit, hit_x, hit_y])
