@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import subprocess
 import sys
@@ -47,14 +46,22 @@ RESULTS = HERE / "results" / "neural_ot"
 GIB = 2.0**30
 
 
+def _status_gib(field: str) -> float:
+    """A memory line of /proc/self/status (VmRSS: now, VmHWM: peak) in GiB. Not getrusage:
+    its ru_maxrss survives exec, so a worker would inherit its parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024 / GIB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def _peak_rss_gib() -> float:
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
+    return _status_gib("VmHWM")
 
 
 def _current_rss_gib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / GIB
+    return _status_gib("VmRSS")
 
 
 def _draw(gaussian, n: int, seed: int, chunk: int = 100_000) -> np.ndarray:

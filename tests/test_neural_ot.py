@@ -259,6 +259,8 @@ def test_input_errors_name_the_problem():
         neural_eot(x, y[:, 0], 1.0)
     with pytest.raises(ValueError, match="a sampler must return"):
         neural_eot(lambda key, n: jnp.zeros(n), y, 1.0)
+    with pytest.raises(ValueError, match="x has dimension 2 and y 3.*Use neural_egw"):
+        neural_eot(x, np.zeros((10, 3)), 1.0)
     with pytest.raises(ValueError, match="Unknown GW kind 'fgw'"):
         neural_egw(x, y, 1.0, "fgw")
     with pytest.raises(ValueError, match="centred Gaussians"):

@@ -55,7 +55,8 @@ class DataConfig:
     num_samples: int | None = spec(None, min=2,
                                    doc="draw this many points per side once and train on them "
                                        "(None: fresh Gaussian samples at every step)")
-    mean_scale: float = spec(1.0, min=0.0, doc="Gaussian means ~ mean_scale * N(0, I / d)")
+    mean_scale: float = spec(1.0, min=0.0, doc="Gaussian means ~ mean_scale * N(0, I / d) "
+                                                "(eigw: always 0, for its closed form)")
     eig_min: float = spec(0.5, min=0.0, min_exclusive=True, doc="smallest covariance eigenvalue")
     eig_max: float = spec(2.0, min=0.0, min_exclusive=True, doc="largest covariance eigenvalue")
     seed: int = spec(0, doc="seed of the Gaussians' parameters and of the drawn samples")

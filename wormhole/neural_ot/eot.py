@@ -243,6 +243,10 @@ def neural_eot(x, y, epsilon: float = 1.0, cost_fn: str | costs.CostFn | None = 
         raise ValueError(f"epsilon must be > 0, got {epsilon}.")
     cost = resolve_cost(cost_fn)
     source_x, source_y = as_source(x, "x"), as_source(y, "y")
+    if source_x.dim != source_y.dim:
+        raise ValueError(f"x has dimension {source_x.dim} and y {source_y.dim}; the ground cost "
+                         "compares them directly. Use neural_egw for spaces of different "
+                         "dimensions.")
     trained = train_potential(source_x, source_y, lambda _, a, b: cost.all_pairs(a, b),
                               epsilon, network, train, progress=progress, desc="neural EOT")
     key = jax.random.fold_in(jax.random.PRNGKey(train.seed), 1)
