@@ -71,6 +71,8 @@ def main(argv=None) -> int:
                         help="pairs timed with exact OT (0 skips)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=str(RESULTS / "all_pairs.md"))
+    parser.add_argument("--note", default="",
+                        help="text for the report, e.g. how the run was trained")
     args = parser.parse_args(argv)
     try:
         model = load(args.checkpoint)
@@ -83,6 +85,7 @@ def main(argv=None) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    load_before = os.getloadavg()[0]
     rng = np.random.default_rng(args.seed)
     n = args.num_clouds
     clouds = clouds.subset(np.sort(rng.choice(len(clouds), n, replace=False)))
@@ -111,11 +114,12 @@ def main(argv=None) -> int:
             argv if argv is not None else sys.argv[1:])]),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "jax_backend": jax.default_backend(),
-                    "devices": [str(d) for d in jax.devices()]},
+                    "devices": [str(d) for d in jax.devices()],
+                    "load_average": [load_before, os.getloadavg()[0]]},
         "run": {"path": str(model.workdir), "step": model.step, "kind": model.kind,
                 "epsilon": model.config.ot.epsilon, "emb_dim": model.config.model.emb_dim,
                 "encoder": model.config.model.encoder},
-        "num_clouds": n, "total_pairs": total_pairs,
+        "note": args.note, "num_clouds": n, "total_pairs": total_pairs,
         "mean_points": float(clouds.sizes.mean()),
         "embedding": {"encode_s": encode_s, "matrix_s": matrix_s,
                       "total_s": encode_s + matrix_s},
@@ -173,10 +177,15 @@ def _markdown(r: dict) -> str:
         f"Command: `{r['command']}`",
         "",
         f"Machine: {r['machine']['cpus']} CPUs, JAX backend `{r['machine']['jax_backend']}` "
-        f"({r['machine']['platform']}). Run: `{r['run']['path']}` step {r['run']['step']}, "
+        f"({r['machine']['platform']}), 1-min load average "
+        f"{r['machine']['load_average'][0]:.1f} at the start and "
+        f"{r['machine']['load_average'][1]:.1f} at the end (other "
+        f"processes share the CPUs, so times are indicative). Run: `{r['run']['path']}` "
+        f"step {r['run']['step']}, "
         f"{r['run']['encoder']}, {r['run']['kind']} (epsilon {r['run']['epsilon']}), "
         f"emb_dim {r['run']['emb_dim']}.",
         "",
+        *([r["note"], ""] if r.get("note") else []),
         f"N = {r['num_clouds']} clouds (mean {r['mean_points']:.0f} points), "
         f"{r['total_pairs']:,} pairs.",
         "",
