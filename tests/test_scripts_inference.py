@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import subprocess
+import runpy
 import sys
 
 import numpy as np
@@ -152,12 +152,13 @@ def test_scripts_fail_with_a_clear_message(run, tmp_path, capsys, monkeypatch, n
     assert re.search(message, err), err
 
 
-def test_a_missing_run_exits_1_from_the_command_line(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "embed.py"), "--checkpoint",
-                           str(tmp_path / "nothing"), "--split", "test", "--output", "e.npy"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert done.returncode == 1
-    assert done.stderr.startswith("error: No run or checkpoint at")
+def test_a_missing_run_exits_1_from_the_command_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["embed.py", "--checkpoint", str(tmp_path / "nothing"),
+                                      "--split", "test", "--output", "e.npy"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / "scripts" / "embed.py"), run_name="__main__")
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err.startswith("error: No run or checkpoint at")
 
 
 # --------------------------------------------------------------------------- report

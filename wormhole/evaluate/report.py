@@ -62,17 +62,20 @@ class _Evaluation:
         self.figures: list[str] = []
         self.report: dict = {}
 
-    def _ground_truth(self, first, second, kind: str | None = None, **kwargs) -> np.ndarray:
-        kind = kind or self.config.ot.kind
-        entropic = kind not in ("W1", "W2")
+    def _settings(self, kind: str, epsilon: float | None = None, **changes) -> dict:
+        """Ground-truth settings for ``kind``: the run's epsilon, cost and cost scale."""
         ev = self.config.eval
+        entropic = kind not in ("W1", "W2")  # W1/W2 ground truth is unregularised
+        return {"kind": kind, "method": ev.ground_truth,
+                "epsilon": (epsilon or self.config.ot.epsilon) if entropic else None,
+                "max_exact_points": ev.max_exact_points, "cost": self._cost(kind),
+                "cost_scale": self.model.cost_scale, "batch_size": _GROUND_TRUTH_BATCH,
+                "progress": self.progress, **changes}
+
+    def _ground_truth(self, first, second, kind: str | None = None, **changes) -> np.ndarray:
         return ground_truth_distances(
             self.normalized.subset(first), None, self.normalized.subset(second), None,
-            kind=kind, method=kwargs.pop("method", ev.ground_truth),
-            epsilon=self.config.ot.epsilon if entropic else None,
-            max_exact_points=ev.max_exact_points, cost=self._cost(kind),
-            cost_scale=self.model.cost_scale, batch_size=_GROUND_TRUTH_BATCH,
-            progress=self.progress, **kwargs)
+            **self._settings(kind or self.config.ot.kind, **changes))
 
     def _method(self, kind: str) -> str:
         """How the ground truth of ``kind`` is solved here (``auto`` resolved)."""
@@ -143,20 +146,43 @@ class _Evaluation:
                                        "skipped": f"fewer than two {self.split} clouds"}
             return
         rng = np.random.default_rng((self.seed, 8))
-        a, b = _random_pairs(len(index), num_pairs, rng)
+        if len(index) * (len(index) - 1) // 2 <= num_pairs:  # few clouds: every pair once
+            a, b = np.triu_indices(len(index), 1)
+        else:
+            a, b = _random_pairs(len(index), num_pairs, rng)
         first, second = index[a], index[b]
         target = self._ground_truth(first, second)
         predicted = self._predicted(first, second)
+        # The same figures within seen classes, for comparison: pairs inside one held-out
+        # class span a narrower range than random pairs, which lowers correlations.
+        seen = self._within_class_pairs(~mask, num_pairs, rng)
+        baseline = None if seen is None else agreement(
+            self._predicted(*seen), self._ground_truth(*seen)).as_dict()
         # Leave-one-out within the split: do held-out clouds find their own class?
         hits = nearest_neighbor_hits(self.embeddings, self.clouds.labels)
         self.report["held_out"] = {
             "labels": [label_name(v, self.clouds.label_names) for v in labels],
             "num_clouds": len(index), **agreement(predicted, target).as_dict(),
+            "seen_classes_within_class_pairs": baseline,
             "nearest_neighbor_leave_one_out": float(hits[mask].mean()),
             "nearest_neighbor_leave_one_out_seen": float(hits[~mask].mean())
             if (~mask).any() else None}
         self._plot("agreement_held_out.png", plot_agreement, predicted, target,
                    title=f"{self.config.name}: held-out classes")
+
+    def _within_class_pairs(self, mask, num_pairs: int, rng):
+        """Random pairs ``i != j`` of clouds in ``mask`` that share a label, or ``None``."""
+        labels = self.clouds.labels
+        groups = [np.nonzero(mask & (labels == v))[0] for v in np.unique(labels[mask])]
+        groups = [g for g in groups if len(g) >= 2]
+        if not groups:
+            return None
+        first, second = [], []
+        for g in rng.choice(len(groups), num_pairs):
+            a, b = _random_pairs(len(groups[g]), 1, rng)
+            first.append(groups[g][a[0]])
+            second.append(groups[g][b[0]])
+        return np.array(first), np.array(second)
 
     def stress(self, num_clouds: int) -> None:
         count = min(num_clouds, len(self.clouds))
@@ -164,15 +190,8 @@ class _Evaluation:
             return
         index = np.sort(np.random.default_rng((self.seed, 9)).choice(
             len(self.clouds), count, replace=False))
-        ev = self.config.eval
         kind = self.config.ot.kind
-        entropic = kind not in ("W1", "W2")
-        delta = pairwise_ground_truth(
-            self.normalized.subset(index), kind=kind, method=ev.ground_truth,
-            epsilon=self.config.ot.epsilon if entropic else None,
-            max_exact_points=ev.max_exact_points, cost=self._cost(kind),
-            cost_scale=self.model.cost_scale, batch_size=_GROUND_TRUTH_BATCH,
-            progress=self.progress)
+        delta = pairwise_ground_truth(self.normalized.subset(index), **self._settings(kind))
         emb = self.embeddings[index]
         predicted = np.array(self.model.embedding_distances(emb[:, None], emb[None, :]))
         squared = self.config.model.embedding_distance == "euclidean"
@@ -193,13 +212,9 @@ class _Evaluation:
         decoded = self.model.decode(self.embeddings[index])
         kind = self.config.ot.decoder_kind or self.config.ot.kind
         rebuilt = PointClouds.from_padded(self.model.normalization.apply(decoded))
-        entropic = kind not in ("W1", "W2")
         values = ground_truth_distances(
-            self.normalized.subset(index), None, rebuilt, None, kind=kind,
-            method=self.config.eval.ground_truth,
-            epsilon=(self.config.ot.decoder_epsilon or self.config.ot.epsilon)
-            if entropic else None, max_exact_points=self.config.eval.max_exact_points,
-            cost=self._cost(kind), cost_scale=self.model.cost_scale, progress=False)
+            self.normalized.subset(index), None, rebuilt, None,
+            **self._settings(kind, self.config.ot.decoder_epsilon, progress=False))
         # For scale: the mean target distance between two different clouds of the split.
         self.report["reconstruction"] = {
             "kind": kind, "num_clouds": count, "mean": float(values.mean()),
