@@ -23,6 +23,7 @@ from wormhole.evaluate import (
     stress_analysis,
     stress_bounds,
 )
+from wormhole.evaluate.plots import plot_clouds
 from wormhole.evaluate.stress import embedding_stress, squared_distances
 from wormhole.ot import OTSpec, pairwise_distances
 
@@ -240,3 +241,14 @@ def test_excluded_labels_leave_the_training_split_only():
     assert np.isin(data.test.labels, [3, 7]).any()
     with pytest.raises(ConfigError, match="no class 'Bag'.*classes are: 0, 1"):
         prepare_dataset(clouds, DataConfig(exclude_labels=["Bag"]))
+
+
+# --------------------------------------------------------------------------- plots
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3, 5])
+def test_clouds_of_any_dimension_are_drawn(tmp_path, dim):
+    clouds = [(c, np.linspace(1, 2, len(c))) for c in _clouds(3, 30, dim=dim)]
+    path = plot_clouds(clouds, tmp_path / f"clouds{dim}.png", titles=["a", "b", "c"],
+                       title=f"{dim}-D")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

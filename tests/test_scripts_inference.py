@@ -177,6 +177,7 @@ def test_evaluate_run_reports_every_section_and_writes_the_plots(run, tmp_path):
     # Class 3 never reached training; it is reported on its own.
     held = report["held_out"]
     assert held["labels"] == ["3"] and held["num_clouds"] >= 2 and "pearson" in held
+    assert held["seen_classes_within_class_pairs"]["num_pairs"] == 40
     stress = report["stress_analysis"]
     assert stress["num_clouds"] == 10 and stress["dim"] == 8
     assert stress["lower_bound"] <= stress["optimum"] <= stress["classical_mds"] \
