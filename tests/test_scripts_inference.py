@@ -77,6 +77,10 @@ def test_barycenter_and_interpolation_decode_embedding_averages(run):
     distance = model.distance(clouds[:2], clouds[2:4])
     np.testing.assert_allclose(distance, model.embedding_distances(emb[:2], emb[2:4]),
                                rtol=1e-5)
+    matrix = model.distance_matrix(clouds)
+    np.testing.assert_allclose(matrix, model.embedding_distances(emb[:, None], emb[None]),
+                               rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(matrix, matrix.T, rtol=1e-6)
 
 
 def test_inputs_of_the_wrong_dimension_name_the_expected_one(run):
