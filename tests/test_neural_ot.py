@@ -33,7 +33,7 @@ from wormhole.neural_ot import (
 )
 from wormhole.neural_ot.config import check_config, neural_ot_config_from_dict
 from wormhole.neural_ot.gaussian import gaussian_conditional_mean, gaussian_plan_log_density
-from wormhole.neural_ot.gw import moment_term
+from wormhole.neural_ot.gw import _moment_influence, moment_term
 from wormhole.neural_ot.plan import EntropicPlan
 from wormhole.neural_ot.reference import gw_objective
 
@@ -173,6 +173,20 @@ def test_moment_term_is_the_coupling_free_part_of_gw():
     assert moment_term("eigw", x, y) - 2 * np.sum(cross**2) == pytest.approx(igw, rel=1e-4)
 
 
+def test_standard_error_uses_the_influence_of_the_moment_term():
+    rng = np.random.default_rng(0)
+    x = rng.gamma(2.0, size=(300, 2)).astype(np.float32)
+    y = (rng.normal(size=(200, 3)) ** 2).astype(np.float32)
+    for kind in ("egw", "eigw"):
+        infl_x, infl_y = _moment_influence(kind, x, y)
+        base = moment_term(kind, x, y)
+        # Duplicating a point moves S1 by its influence / (n + 1), to first order.
+        moved_x = (moment_term(kind, np.concatenate([x, x[:1]]), y) - base) * 301
+        moved_y = (moment_term(kind, x, np.concatenate([y, y[5:6]])) - base) * 201
+        assert moved_x == pytest.approx(float(infl_x[0]), rel=0.01, abs=0.05)
+        assert moved_y == pytest.approx(float(infl_y[5]), rel=0.01, abs=0.05)
+
+
 @pytest.fixture(scope="module")
 def small_egw():
     x, y = _two_clouds(100)
@@ -215,7 +229,9 @@ def test_neural_eigw_matches_gaussian_closed_form():
     nu = Gaussian(np.zeros(3), random_gaussian(3, 2).cov)
     eps = 1.0
     result = neural_egw(mu.sample, nu.sample, eps, "eigw", network=SMALL_NET,
-                        train=TrainConfig(steps=1500), evaluation=SMALL_EVAL)
+                        train=TrainConfig(steps=1000),
+                        evaluation=EvalConfig(eval_size=4000, reference_size=4000,
+                                              moment_size=50000))
     truth = entropic_igw_gaussians(mu, nu, eps)
     assert abs(result.cost - truth) < 3 * result.stderr + 0.02 * abs(truth)
     # 2A = E_pi[x y^T], whose singular values are sqrt(l m (1 - eps / (4 l m))).

@@ -99,8 +99,8 @@ class EvalConfig:
     reference_size: int = spec(20000, min=2,
                                doc="points of mu in the log-sum-exp of the c-transform psi")
     moment_size: int = spec(200000, min=2, doc="egw/eigw, sampler data: draws per side for "
-                                               "the moment term S1 and the means used to "
-                                               "centre (a finite sample is used whole)")
+                                               "the training means (centring) and the "
+                                               "starting A (a finite sample is used whole)")
     chunk_size: int = spec(2048, min=1, doc="rows per block when evaluating")
     sinkhorn_size: int | None = spec(None, min=2,
                                      doc="experiment: also solve with ott-jax on this many "

@@ -35,7 +35,6 @@ import numpy as np
 from wormhole.neural_ot.config import EvalConfig, NetworkConfig, TrainConfig
 from wormhole.neural_ot.eot import (
     TrainedPotential,
-    estimate_semi_dual,
     evaluation_samples,
     train_potential,
 )
@@ -113,6 +112,30 @@ def moment_term(kind: str, x: jnp.ndarray, y: jnp.ndarray) -> float:
     return float(value)
 
 
+def _moment_influence(kind: str, x: jnp.ndarray, y: jnp.ndarray):
+    """First-order terms of ``S1`` at each point, ``([n], [m])``: ``S1(sample) - S1(mu, nu)
+    ~ mean(ix) + mean(iy)``. Added to the potentials they give the influence function of the
+    whole estimate, whose variance is its standard error (the large fluctuations of ``S1`` and
+    of ``OT_A`` cancel, since they come from the same points)."""
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    if not _kind(kind).quartic:
+        return tuple(2.0 * (jnp.einsum("ni,ij,nj->n", z, _second_moment_matrix(z), z)
+                            - jnp.sum(_second_moment_matrix(z) ** 2)) for z in (x, y))
+
+    def quartic(z):
+        # E_z' ||z - z'||^4 at each z, centred: the V-statistic's first-order term is twice it.
+        sq = jnp.sum(z**2, axis=1)
+        cov, mean = _second_moment_matrix(z), jnp.mean(z, axis=0)
+        g = (sq**2 + jnp.mean(sq**2) + 4.0 * jnp.einsum("ni,ij,nj->n", z, cov, z)
+             + 2.0 * sq * jnp.mean(sq) - 4.0 * sq * (z @ mean)
+             - 4.0 * z @ jnp.mean(sq[:, None] * z, axis=0))
+        return 2.0 * (g - jnp.mean(g)), sq - jnp.mean(sq), jnp.mean(sq)
+
+    qx, ax, mx = quartic(x)
+    qy, ay, my = quartic(y)
+    return qx - 4.0 * ax * my, qy - 4.0 * ay * mx
+
+
 def batch_cross_moment(phi_x: jnp.ndarray, cost_xy: jnp.ndarray, x: jnp.ndarray,
                        y: jnp.ndarray, epsilon: float) -> jnp.ndarray:
     """``E_pi[x y^T]`` under the mini-batch Gibbs plan of ``phi``: ``pi_ij = exp((phi_i + psi_j
@@ -128,14 +151,17 @@ class EGWResult(NamedTuple):
     """Neural estimate of ``EGW_eps`` (kind 'egw') or ``EIGW_eps`` (kind 'eigw').
 
     Attributes:
-      cost: the estimate ``S1 + weight ||A||^2 + OT_A``.
-      stderr: Monte Carlo standard error of the ``OT_A`` part over the evaluation samples.
+      cost: the estimate ``S1 + weight ||A||^2 + OT_A``, both terms on the same evaluation
+        samples.
+      stderr: its Monte Carlo standard error over the evaluation samples (reference sample
+        held fixed), from the influence function ``S1' + phi`` and ``S1' + psi``.
       kind: 'egw' or 'eigw'.
       epsilon: regularisation strength.
       matrix: the final ``A: [dx, dy]`` (half the plan's cross moment ``E_pi[x y^T]``).
       moment_term: ``S1(mu, nu)``.
       ot_cost: the inner ``OT_{c_A, eps}`` at the final A.
-      shift_x, shift_y: the means subtracted before solving (zeros for 'eigw').
+      shift_x, shift_y: the means of the evaluation samples, subtracted in the final cost
+        and the plan (zeros for 'eigw'; training centres with the moment sample's means).
       plan: the alignment plan, on the original (uncentred) coordinates.
       trained: network, parameters, standardisation, final A and training history.
     """
@@ -199,8 +225,8 @@ def neural_egw(x, y, epsilon: float, kind: str = "egw", *, network: NetworkConfi
       epsilon: regularisation strength, in units of the GW cost (squared distances squared).
       kind: 'egw' or 'eigw'.
       network, train, evaluation: settings (defaults: :mod:`wormhole.neural_ot.config`);
-        ``train.a_step`` is the step on A, ``evaluation.moment_size`` the number of draws for
-        ``S1`` and the means when a side is a sampler.
+        ``train.a_step`` is the step on A; the final cost is computed on
+        ``evaluation.eval_size`` points per side.
       progress: show a progress bar while training.
     """
     spec = _kind(kind)
@@ -216,7 +242,6 @@ def neural_egw(x, y, epsilon: float, kind: str = "egw", *, network: NetworkConfi
     shift_x = jnp.mean(moments_x, axis=0) if spec.centred else jnp.zeros(source_x.dim)
     shift_y = jnp.mean(moments_y, axis=0) if spec.centred else jnp.zeros(source_y.dim)
     moments_x, moments_y = moments_x - shift_x, moments_y - shift_y
-    s1 = moment_term(kind, moments_x, moments_y)
     start = _initial_matrix(moments_x, moments_y)
     del moments_x, moments_y
 
@@ -230,15 +255,27 @@ def neural_egw(x, y, epsilon: float, kind: str = "egw", *, network: NetworkConfi
         theta=start, theta_update=update_matrix, progress=progress, desc=f"neural {kind.upper()}")
     matrix = trained.theta
 
+    # The final estimate is S1 + w ||A||^2 + OT_A of the evaluation samples' own measures, so
+    # they are centred by their own means: the decomposition into S1 and OT_A holds for
+    # centred measures only, and the training means differ from these by sampling error.
+    reference, x_eval, y_eval = evaluation_samples(source_x, source_y, evaluation, k_eval)
+    train_shift_x = shift_x
+    if spec.centred:
+        shift_x, shift_y = jnp.mean(x_eval, axis=0), jnp.mean(y_eval, axis=0)
+
     def potential(a):
-        return trained.potential(a - shift_x)
+        return trained.potential(a - train_shift_x)
 
     def pair_cost(a, b):
         return gw_pair_cost(kind, matrix, a - shift_x, b - shift_y)
 
-    reference, x_eval, y_eval = evaluation_samples(source_x, source_y, evaluation, k_eval)
     plan = EntropicPlan(potential, pair_cost, reference, epsilon, evaluation.chunk_size)
-    ot_cost, stderr = estimate_semi_dual(plan, x_eval, y_eval)
+    phi, psi = plan.phi(x_eval), plan.psi(y_eval)
+    s1 = moment_term(kind, x_eval - shift_x, y_eval - shift_y)
+    infl_x, infl_y = _moment_influence(kind, x_eval - shift_x, y_eval - shift_y)
+    ot_cost = float(jnp.mean(phi) + jnp.mean(psi))
+    stderr = float(jnp.sqrt(jnp.var(infl_x + phi) / phi.shape[0]
+                            + jnp.var(infl_y + psi) / psi.shape[0]))
     cost = s1 + spec.weight * float(jnp.sum(matrix**2)) + ot_cost
     return EGWResult(cost, stderr, kind, float(epsilon), np.asarray(matrix), s1, ot_cost,
                      np.asarray(shift_x), np.asarray(shift_y), plan, trained)
