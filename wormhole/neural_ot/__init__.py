@@ -15,8 +15,10 @@ Layout: :mod:`~wormhole.neural_ot.eot` (semi-dual training loop and the EOT esti
 :mod:`~wormhole.neural_ot.gw` (EGW / EIGW by alternating A and potential updates),
 :mod:`~wormhole.neural_ot.plan` (c-transform and the Gibbs-form plan),
 :mod:`~wormhole.neural_ot.networks`, :mod:`~wormhole.neural_ot.sampling`,
-:mod:`~wormhole.neural_ot.config`, :mod:`~wormhole.neural_ot.gaussian` (closed forms) and
-:mod:`~wormhole.neural_ot.reference` (ott-jax Sinkhorn and entropic GW on small samples).
+:mod:`~wormhole.neural_ot.config`, :mod:`~wormhole.neural_ot.gaussian` (closed forms),
+:mod:`~wormhole.neural_ot.reference` (ott-jax Sinkhorn and entropic GW on small samples) and
+:mod:`~wormhole.neural_ot.experiment` (one config-driven run with its plot, used by
+``scripts/neural_ot.py``).
 """
 
 from wormhole.neural_ot.config import (
