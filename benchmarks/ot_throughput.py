@@ -86,7 +86,7 @@ class Grid:
     gs_sizes: tuple[int, ...] = (8, 16)
     gs_points: tuple[int, ...] = (32, 64)
     headline_size: int = 16
-    headline_batches: int = 2
+    headline_batches: int = 1
     repeats: int = 3
     check_scaling: bool = True
 
