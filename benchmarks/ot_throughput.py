@@ -68,7 +68,7 @@ from tqdm.auto import tqdm
 from wormhole.config import DataConfig
 from wormhole.data import load_dataset
 from wormhole.ot import OTSpec, estimate_cost_scale, pairwise_distances
-from wormhole.train import sample_batch
+from wormhole.trainer import sample_batch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 4.0

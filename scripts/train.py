@@ -13,7 +13,7 @@ import sys
 
 from wormhole.api import resolve_config, train
 from wormhole.config import ConfigError
-from wormhole.train import TrainingDiverged
+from wormhole.trainer import TrainingDiverged
 
 
 def main(argv=None) -> int:

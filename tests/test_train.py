@@ -15,7 +15,7 @@ import pytest
 import wormhole
 from wormhole.config import ConfigError, config_from_dict, load_config
 from wormhole.data import load_dataset
-from wormhole.train import TrainingDiverged, sample_batch, train_and_evaluate
+from wormhole.trainer import TrainingDiverged, sample_batch, train_and_evaluate
 
 from .conftest import REPO
 
@@ -90,7 +90,7 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path, tiny_d
     train_and_evaluate(config, tiny_data, progress=False)
     good = wormhole.load(tmp_path / "run")
     # From now on the stress term is NaN: the resumed run must stop at its first step.
-    import wormhole.train as train_module
+    import wormhole.trainer as train_module
     monkeypatch.setattr(train_module, "stress_loss", lambda d, t: jnp.mean(d) * jnp.nan)
     with pytest.raises(TrainingDiverged, match=r"step 4: the loss is nan.*step 3"):
         train_and_evaluate(tiny(tmp_path / "run", train={"steps": 6}), tiny_data,
@@ -174,7 +174,7 @@ def test_two_devices_give_the_same_step_as_one(tmp_path):
 import sys, json
 sys.path.insert(0, {str(REPO)!r})
 from tests.test_train import tiny
-from wormhole.train import train_and_evaluate
+from wormhole.trainer import train_and_evaluate
 import jax
 out = train_and_evaluate(tiny(sys.argv[1], train={{"steps": 2}},
                               checkpoint={{"enabled": False}}), progress=False)

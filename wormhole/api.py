@@ -24,7 +24,7 @@ from wormhole.config import (
 )
 from wormhole.data import Dataset, PointClouds, prepare_dataset
 from wormhole.inference import Wormhole, from_meta
-from wormhole.train import train_and_evaluate
+from wormhole.trainer import train_and_evaluate
 
 __all__ = ["fit", "resolve_config", "train"]
 
