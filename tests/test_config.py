@@ -71,6 +71,17 @@ def test_int_is_accepted_for_a_float_and_becomes_a_float():
     assert config.train.learning_rate == 1.0
 
 
+def test_exponent_without_a_dot_is_a_float_on_the_command_line_and_in_yaml(tmp_path):
+    # YAML 1.1 (PyYAML) reads "1e-3" as a string; a float field must still take it.
+    config = load_config("digits.yaml", ["train.learning_rate=1e-3", "ot.epsilon=5E-2"])
+    assert config.train.learning_rate == 1e-3 and config.ot.epsilon == 0.05
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  learning_rate: 2e-4\n")
+    assert load_config(path).train.learning_rate == 2e-4
+    with pytest.raises(ConfigError, match="train.learning_rate: expected float"):
+        config_from_dict({"train": {"learning_rate": "1e-3x"}})
+
+
 def test_out_of_range_choice_names_key_and_all_allowed_values():
     with pytest.raises(ConfigError) as err:
         config_from_dict({"ot": {"kind": "W3"}})
