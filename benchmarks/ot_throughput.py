@@ -45,19 +45,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from importlib import metadata
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _machine import describe_machine
 from ott.geometry import pointcloud
 from ott.problems.quadratic import quadratic_problem
 from ott.solvers import linear
@@ -432,24 +431,6 @@ def headline(grid: Grid, spec: OTSpec, args, bar) -> dict:
 # --------------------------------------------------------------------------- report
 
 
-def machine() -> dict:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(),
-            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else os.cpu_count(),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "jax": jax.__version__, "ott_jax": metadata.version("ott-jax"),
-            "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
-            "xla_flags": os.environ.get("XLA_FLAGS", "")}
-
-
 def code_version() -> dict:
     """The commit measured, and whether ``wormhole/ot`` differed from it."""
     root = Path(__file__).resolve().parent.parent
@@ -651,7 +632,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {"command": "python benchmarks/ot_throughput.py " + shlex.join(sys.argv[1:]
                                                                             if argv is None
                                                                             else argv),
-              "machine": machine(), "code": code_version(), "load_before": load_before,
+              "machine": describe_machine(), "code": code_version(), "load_before": load_before,
               "settings": {"epsilon": args.epsilon, "threshold": args.threshold,
                            "sequential": spec.sequential, "length_bucket": spec.length_bucket,
                            "baseline_clouds": args.baseline_clouds,
