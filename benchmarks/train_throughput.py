@@ -34,14 +34,14 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from _machine import describe_machine
+from _machine import describe_machine, package_version
 from ott.geometry import pointcloud
 from ott.solvers import linear
-from scipy import stats
 from tqdm.auto import tqdm
 
 from wormhole.api import resolve_config
 from wormhole.data import PointClouds, train_test_split
+from wormhole.evaluate.metrics import agreement
 from wormhole.models import WormholeModel, build_model, embedding_distance
 from wormhole.ot import OTSpec, estimate_cost_scale, pairwise_distances
 from wormhole.trainer import (
@@ -128,11 +128,6 @@ def ground_truth_s2(test: PointClouds, first, second, epsilon: float, cost_scale
     return np.concatenate(values), np.concatenate(converged)
 
 
-def agreement(pred: np.ndarray, truth: np.ndarray) -> dict:
-    return {"pearson": float(np.corrcoef(pred, truth)[0, 1]),
-            "spearman": float(stats.spearmanr(pred, truth).statistic)}
-
-
 # --------------------------------------------------------------------------- our trainer
 
 
@@ -217,8 +212,8 @@ def run_ours(train: PointClouds, test: PointClouds, first, second, settings: dic
     out = {
         "package": "wormhole (this repository)",
         "jax": jax.__version__,
-        "ott": _version("ott-jax"),
-        "flax": _version("flax"),
+        "ott": package_version("ott-jax"),
+        "flax": package_version("flax"),
         "device": str(jax.devices()[0]),
         "steps": cfg.steps,
         "steps_per_s": cfg.steps / train_s,
@@ -252,7 +247,8 @@ def profile_ours(model, config, target_spec, tx, batch, steps: int,
     without_decoder = jax.jit(make_train_step(
         model, target_spec, None, replace(config.loss, reconstruction=0.0),
         config.model.embedding_distance, False), donate_argnums=0)
-    state = create_train_state(model, tx, _as_clouds(chosen[0]), 0)
+    state = create_train_state(model, tx, PointClouds.from_padded(
+        np.asarray(chosen[0].points), np.asarray(chosen[0].weights)), 0)
 
     def timed(fn):
         for b in {b.points.shape[1]: b for b in chosen}.values():
@@ -283,20 +279,6 @@ def cpu_seconds() -> float:
     """User + system CPU time of this process, all threads (robust to other users' load)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _as_clouds(b) -> PointClouds:
-    points, weights = np.asarray(b.points), np.asarray(b.weights)
-    return PointClouds(points, weights, (weights > 0).sum(axis=1).astype(np.int32))
-
-
-def _version(name: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "?"
 
 
 # --------------------------------------------------------------------------- published package
@@ -523,9 +505,10 @@ def main(argv=None) -> int:
 
     for side in (ours, published):
         if side is not None:
-            side.update(agreement(np.asarray(side.pop("pred")), truth))
+            scores = agreement(np.asarray(side.pop("pred")), truth)
+            side.update(pearson=scores.pearson, spearman=scores.spearman)
             side["stack"] = f"{side['jax']} / {side['ott']}"
-    ours["version"] = _version("wormhole")
+    ours["version"] = package_version("wormhole")
     result = {
         "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -535,7 +518,7 @@ def main(argv=None) -> int:
         "data": data_name,
         "settings": settings,
         "our_threshold": defaults.ot.threshold,
-        "ground_truth": {"ott": _version("ott-jax"),
+        "ground_truth": {"ott": package_version("ott-jax"),
                          "converged_fraction": float(np.mean(converged))},
         "ours": ours,
         "published": published,
