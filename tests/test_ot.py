@@ -3,6 +3,7 @@ closed-form identities) and its invariances."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import jax
@@ -191,6 +192,33 @@ def test_convergence_failures_are_reported_as_hit_cap_fraction():
     assert float(pairwise_distances(points, weights, loose).hit_cap_fraction) == 0.0
 
 
+def test_gromov_wasserstein_stops_on_the_outer_threshold_or_reports_the_cap():
+    points, weights = random_batch(15, size=3, n=9)
+    spec = OTSpec(kind="GS", epsilon=0.05, threshold=1e-6, max_iterations=2000,
+                  outer_iterations=10)
+    strict = pairwise_distances(points, weights, spec.replace(outer_threshold=1e-12))
+    lenient = pairwise_distances(points, weights, spec.replace(outer_threshold=0.5))
+    assert bool(strict.hit_cap.all())  # no 10 outer iterations meet a 1e-12 change
+    assert not bool(lenient.hit_cap.any())
+
+
+def test_spec_from_config_carries_every_ot_setting():
+    from wormhole.config import OTConfig
+
+    changed = dict(kind="GS", epsilon=0.03, threshold=2e-4, max_iterations=77, lse_mode=False,
+                   cost="euclidean", differentiation="unroll", outer_iterations=7,
+                   outer_threshold=3e-5, batching="vmap")
+    spec = OTSpec.from_config(OTConfig(**changed), cost_scale=2.5)
+    assert {key: getattr(spec, key) for key in changed} == changed
+    assert spec.cost_scale == 2.5
+    shared = {f.name for f in dataclasses.fields(OTConfig)} & \
+        {f.name for f in dataclasses.fields(OTSpec)}
+    assert shared - {"cost_scale"} <= set(changed), "a new OT setting is not checked here"
+    decoder = OTSpec.from_config(OTConfig(kind="S2", decoder_kind="W2", decoder_epsilon=0.2),
+                                 cost_scale=1.0, decoder=True)
+    assert (decoder.kind, decoder.epsilon) == ("W2", 0.2)
+
+
 def test_reconstruction_gradients_implicit_and_unrolled_agree_with_finite_differences():
     points, weights = random_batch(11, size=2)
     x, a = points[:1], weights[:1]
@@ -248,6 +276,8 @@ def test_spec_errors_name_the_problem():
         OTSpec(kind="W3")
     with pytest.raises(ValueError, match="epsilon must be positive"):
         OTSpec(epsilon=0.0)
+    with pytest.raises(ValueError, match="outer_threshold must be positive"):
+        OTSpec(outer_threshold=0.0)
     with pytest.raises(ValueError, match="Unknown OT cost 'geodesik'"):
         _ = OTSpec(cost="geodesik").cost_fn
     with pytest.raises(ValueError, match="could not be imported"):

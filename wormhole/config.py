@@ -122,6 +122,9 @@ class OTConfig:
     differentiation: str = spec("implicit", choices=("implicit", "unroll"),
                                  doc="how reconstruction gradients pass through Sinkhorn")
     outer_iterations: int = spec(20, min=1, doc="outer-iteration cap of GW solvers")
+    outer_threshold: float = spec(1e-4, min=0.0, min_exclusive=True,
+                                  doc="GW stops when its cost changes by less than this "
+                                      "(relative) between outer iterations")
     batching: str = spec("auto", choices=("auto", "vmap", "sequential"),
                          doc="solves in lock-step (vmap, GPU) or one by one (sequential, CPU)")
 

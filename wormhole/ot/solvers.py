@@ -79,7 +79,7 @@ def solve_gw(x, a, y, b, spec: OTSpec):
                                                  a=_normalised(a), b=_normalised(b))
     inner = sinkhorn.Sinkhorn(**_sinkhorn_kwargs(spec, symmetric=False))
     solver = gromov_wasserstein.GromovWasserstein(
-        linear_solver=inner, epsilon=spec.epsilon, threshold=spec.threshold,
+        linear_solver=inner, epsilon=spec.epsilon, threshold=spec.outer_threshold,
         max_iterations=spec.outer_iterations, store_inner_errors=False)
     out = solver(problem)
     return out.reg_gw_cost, _hit_cap(out)

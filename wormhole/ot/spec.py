@@ -88,6 +88,10 @@ class OTSpec:
         ``unroll`` (back-propagate through the iterations) for gradients of a distance
         with respect to the clouds, as the decoder's reconstruction loss needs.
       outer_iterations: cap on the outer (linearisation) iterations of GW solvers.
+      outer_threshold: GW solvers stop when the relative change of the cost between outer
+        iterations falls below this. A debiased GS value is a small difference of larger
+        GW costs, so this is tighter than ``threshold``: on 64-point 2-D clouds, the largest
+        relative GS error fell from 0.56 at 1e-3 to 0.007 at 1e-4, for 20% more time.
       batching: how the solves of a batch run: ``vmap`` (all at once, in lock-step until
         the slowest converges: best on GPU/TPU), ``sequential`` (one after another, each
         stopping on its own and cropped to its clouds' size bucket: several times faster
@@ -104,6 +108,7 @@ class OTSpec:
     cost: CostLike | None = None
     differentiation: str = "implicit"
     outer_iterations: int = 20
+    outer_threshold: float = 1e-4
     batching: str = "auto"
     length_bucket: int = 32
 
@@ -113,7 +118,7 @@ class OTSpec:
         if self.differentiation not in ("implicit", "unroll"):
             raise ValueError(f"differentiation must be 'implicit' or 'unroll', "
                              f"not {self.differentiation!r}.")
-        for name in ("epsilon", "cost_scale", "threshold"):
+        for name in ("epsilon", "cost_scale", "threshold", "outer_threshold"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"OTSpec.{name} must be positive, got {getattr(self, name)}.")
         if self.batching not in BATCHING:
@@ -161,4 +166,5 @@ class OTSpec:
         return cls(kind=kind, epsilon=epsilon, cost_scale=cost_scale, threshold=ot.threshold,
                    max_iterations=ot.max_iterations, lse_mode=ot.lse_mode, cost=ot.cost,
                    differentiation=ot.differentiation,
-                   outer_iterations=ot.outer_iterations, batching=ot.batching)
+                   outer_iterations=ot.outer_iterations, outer_threshold=ot.outer_threshold,
+                   batching=ot.batching)
