@@ -181,6 +181,30 @@ def test_a_cost_matrix_function_or_import_path_replaces_the_ground_cost():
     assert not np.allclose(euclid, named)
 
 
+def circle_geodesic(x, y):
+    """Arc length between points on the unit circle: a cost no ott-jax CostFn provides."""
+    return jnp.arccos(jnp.clip(x @ y.T, -1.0, 1.0))
+
+
+def test_a_geodesic_cost_matrix_function_matches_pots_exact_solver():
+    rng = np.random.default_rng(16)
+    angles = rng.uniform(0, 2 * np.pi, (4, 12))
+    points = np.stack([np.cos(angles), np.sin(angles)], -1).astype(np.float32)
+    weights = rng.uniform(0.5, 1.5, (4, 12)).astype(np.float32)
+    weights /= weights.sum(1, keepdims=True)
+    scale = estimate_cost_scale(points, weights, "W1", cost=circle_geodesic)
+    assert scale <= np.pi + 1e-5
+    epsilon = 1e-3
+    spec = OTSpec(kind="W1", epsilon=epsilon, cost=f"{__name__}:circle_geodesic",
+                  cost_scale=scale, threshold=1e-6, max_iterations=20000)
+    values = pairwise_distances(points, weights, spec).values * scale
+    for k, (i, j) in enumerate(zip(*np.triu_indices(4, 1), strict=True)):
+        arc = np.arccos(np.clip(points[i].astype(np.float64) @ points[j].T, -1, 1))
+        exact = pot.emd2(weights[i].astype(np.float64), weights[j].astype(np.float64), arc)
+        slack = epsilon * scale * np.log(12)  # the entropic term, in cost units
+        assert exact - 1e-3 <= float(values[k]) <= exact + slack + 1e-3
+
+
 def test_convergence_failures_are_reported_as_hit_cap_fraction():
     points, weights = random_batch(10, size=4)
     capped = OTSpec(kind="S2", epsilon=0.001, threshold=1e-7, max_iterations=20)
