@@ -328,7 +328,8 @@ def quadratic_grid(grid: Grid, spec: OTSpec, args, bar) -> list[dict]:
         bar.set_description(f"GS n={n}: reference")
         truth, converged = reference(points[:inner], weights[:inner], cell)
         methods = {"ours_": ours(cell),
-                   "ours_tight_": ours(cell.replace(threshold=args.tight_threshold))}
+                   "ours_tight_": ours(cell.replace(threshold=args.tight_threshold,
+                                                    outer_threshold=args.tight_threshold))}
         base_fn = straightforward(cell, cell.max_iterations, cell.outer_iterations)
         calls = {"straightforward": (base_fn, [(points, weights, first, second)])}
         for size in grid.gs_sizes:
@@ -484,7 +485,8 @@ def write_report(result: dict, path: Path) -> str:
         f"ground cost), lse mode. Ours: `pairwise_distances` with its default batching on this "
         f"backend, {engine}; threshold {s['threshold']} (tight variant "
         f"{s['tight_threshold']}), at most {s['max_iterations']} Sinkhorn iterations (GW: at "
-        f"most {s['outer_iterations']} outer iterations). Straightforward: three solves per "
+        f"most {s['outer_iterations']} outer iterations, stopping when the cost changes by "
+        f"less than {s['outer_threshold']} relative). Straightforward: three solves per "
         f"pair, vmapped, exactly {s['max_iterations']} Sinkhorn iterations each (GW: exactly "
         f"{s['outer_iterations']} outer iterations of {s['max_iterations']}). Pairs/s from the "
         f"median of {s['repeats']} interleaved runs after compilation; ratio = "
@@ -589,6 +591,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="our Sinkhorn cap and the straightforward fixed count")
     parser.add_argument("--outer-iterations", type=int, default=20,
                         help="our GW outer cap and the straightforward fixed outer count")
+    parser.add_argument("--outer-threshold", type=float, default=OTSpec.outer_threshold,
+                        help="our GW outer stopping threshold (relative cost change)")
     parser.add_argument("--baseline-clouds", type=int, default=16,
                         help="grids: time the straightforward approach, and check accuracy, on "
                              "the pairs of this many clouds")
@@ -612,7 +616,8 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"--parts: unknown {sorted(unknown)}; use headline, s2, gs.")
     spec = OTSpec(kind="S2", epsilon=args.epsilon, threshold=args.threshold,
-                  max_iterations=args.max_iterations, outer_iterations=args.outer_iterations)
+                  max_iterations=args.max_iterations, outer_iterations=args.outer_iterations,
+                  outer_threshold=args.outer_threshold)
 
     # Progress counts compilations and timed runs: 1 + `repeats` for each call.
     def calls_per_group(count: int) -> int:
@@ -639,6 +644,7 @@ def main(argv: list[str] | None = None) -> None:
                            "tight_threshold": args.tight_threshold,
                            "max_iterations": args.max_iterations,
                            "outer_iterations": args.outer_iterations,
+                           "outer_threshold": args.outer_threshold,
                            "repeats": grid.repeats, "seed": args.seed,
                            "grid": asdict(grid)}}
     with tqdm(total=total, unit="call") as bar:
