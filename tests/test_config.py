@@ -115,6 +115,10 @@ def test_cross_key_checks_name_both_keys():
         config_from_dict({"model": {"width": 30, "num_heads": 4}})
     with pytest.raises(ConfigError, match="data.path"):
         config_from_dict({"data": {"name": "files"}})
+    with pytest.raises(ConfigError, match="ot.solver: .* ot.kind 'S2'"):
+        config_from_dict({"ot": {"kind": "S2", "solver": "sorting"}})
+    with pytest.raises(ConfigError, match=r"ot.decoder_kind 'S1' .* \(ot.solver\)"):
+        config_from_dict({"ot": {"kind": "W1", "decoder_kind": "S1", "solver": "sorting"}})
 
 
 def test_dotted_overrides_set_values_parsed_as_yaml_without_touching_the_input():

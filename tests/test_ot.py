@@ -205,6 +205,59 @@ def test_a_geodesic_cost_matrix_function_matches_pots_exact_solver():
         assert exact - 1e-3 <= float(values[k]) <= exact + slack + 1e-3
 
 
+def random_1d_batch(seed, size=5, n=12, pad=4):
+    """1-D clouds of 5..n points, padded with junk far away under zero weight."""
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(size, n + pad, 1)).astype(np.float32)
+    weights = np.zeros((size, n + pad), np.float32)
+    for i in range(size):
+        count = int(rng.integers(5, n + 1))
+        weights[i, :count] = rng.uniform(0.5, 1.5, count)
+        points[i, count:] = 50.0
+    return points, weights / weights.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind,metric", [("W1", "euclidean"), ("W2", "sqeuclidean")])
+def test_sorting_solver_is_exact_ot_between_1d_clouds(kind, metric):
+    points, weights = random_1d_batch(17)
+    spec = OTSpec(kind=kind, solver="sorting")
+    result = pairwise_distances(points, weights, spec)
+    assert not bool(result.hit_cap.any())
+    for k, (i, j) in enumerate(zip(*np.triu_indices(5, 1), strict=True)):
+        (x, a), (y, b) = real(points, weights, i), real(points, weights, j)
+        exact = pot.emd2(a, b, pot.dist(x, y, metric=metric))
+        assert float(result.values[k]) == pytest.approx(exact, rel=1e-5, abs=1e-6)
+    unpadded = pairwise_distances(points[:, :12], weights[:, :12], spec).values
+    np.testing.assert_allclose(result.values, unpadded, rtol=1e-6, atol=1e-7)
+    scaled = pairwise_distances(points, weights, spec.replace(cost_scale=4.0)).values
+    np.testing.assert_allclose(scaled, result.values / 4.0, rtol=1e-6)
+
+
+def test_sorting_solver_gradient_is_the_monotone_matching():
+    # Equal sizes, uniform weights: W2 = mean((sort x - sort y)^2), so the gradient with
+    # respect to y is 2 (y - x matched by rank) / n.
+    rng = np.random.default_rng(18)
+    x, y = rng.normal(size=(1, 8, 1)), rng.normal(size=(1, 8, 1)) + 0.5
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    w = np.full((1, 8), 1 / 8, np.float32)
+    spec = OTSpec(kind="W2", solver="sorting")
+    grad = jax.grad(lambda z: paired_distances(x, w, z, w, spec, validate=False).values[0])(y)
+    matched = np.empty(8, np.float32)
+    matched[np.argsort(y[0, :, 0])] = np.sort(x[0, :, 0])
+    np.testing.assert_allclose(grad[0, :, 0], 2 * (y[0, :, 0] - matched) / 8, rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_sorting_solver_refuses_what_it_cannot_compute():
+    points, weights = random_batch(19, size=3)  # 2-D
+    with pytest.raises(ValueError, match="needs 1-D clouds; got points of dimension 2"):
+        pairwise_distances(points, weights, OTSpec(kind="W1", solver="sorting"))
+    with pytest.raises(ValueError, match="kind 'S2' needs the sinkhorn solver"):
+        OTSpec(kind="S2", solver="sorting")
+    with pytest.raises(ValueError, match="solver must be one of"):
+        OTSpec(solver="simplex")
+
+
 def test_convergence_failures_are_reported_as_hit_cap_fraction():
     points, weights = random_batch(10, size=4)
     capped = OTSpec(kind="S2", epsilon=0.001, threshold=1e-7, max_iterations=20)
@@ -231,7 +284,7 @@ def test_spec_from_config_carries_every_ot_setting():
 
     changed = dict(kind="GS", epsilon=0.03, threshold=2e-4, max_iterations=77, lse_mode=False,
                    cost="euclidean", differentiation="unroll", outer_iterations=7,
-                   outer_threshold=3e-5, batching="vmap")
+                   outer_threshold=3e-5, batching="vmap", solver="sinkhorn")
     spec = OTSpec.from_config(OTConfig(**changed), cost_scale=2.5)
     assert {key: getattr(spec, key) for key in changed} == changed
     assert spec.cost_scale == 2.5

@@ -64,6 +64,25 @@ def test_training_learns_held_out_distances(tmp_path, tiny_data):
     assert evals[-1]["test_spearman"] > 0.6, evals
 
 
+def test_exact_1d_targets_by_sorting_train_encoder_and_decoder(tmp_path):
+    data = {"name": "synthetic", "normalize": "none", "max_clouds": None,
+            "options": {"family": "1d", "num_clouds": 160, "points": 30, "dim": 1}}
+    config = tiny(tmp_path / "run", data=data, ot={"kind": "W1", "solver": "sorting"},
+                  model={"encoder": "deepsets", "embedding_distance": "euclidean"},
+                  train={"steps": 120, "log_every": 40, "eval_every": 120,
+                         "learning_rate": 2e-3, "warmup_steps": 10},
+                  checkpoint={"enabled": False})
+    out = train_and_evaluate(config, progress=False)
+    logs = [r for r in out.history if "stress" in r]
+    evals = [r for r in out.history if "test_pearson" in r]
+    assert all(r["target_hit_cap"] == 0 for r in logs)  # exact solves have no cap
+    assert logs[-1]["reconstruction"] < logs[0]["reconstruction"]  # gradients pass the sort
+    assert evals[-1]["test_pearson"] > 0.8, evals
+    with pytest.raises(ValueError, match=r"sorting solver \(ot.solver\) needs 1-D clouds"):
+        train_and_evaluate(tiny(tmp_path / "2d", ot={"kind": "W1", "solver": "sorting"}),
+                           progress=False)
+
+
 def test_interrupted_and_resumed_run_ends_with_identical_parameters(tmp_path, tiny_data):
     straight = train_and_evaluate(tiny(tmp_path / "a"), tiny_data, progress=False)
 
@@ -105,6 +124,19 @@ def test_resume_with_a_different_model_is_refused(tmp_path, tiny_data):
     with pytest.raises(ConfigError, match=r"model\.width=32.*64"):
         train_and_evaluate(tiny(tmp_path / "run", model={"width": 64}), tiny_data,
                            progress=False)
+
+
+def test_resume_check_counts_a_setting_missing_from_an_older_run_as_its_default(tmp_path):
+    from wormhole.config import config_to_dict
+    from wormhole.trainer import _check_same_run
+
+    config = tiny(tmp_path / "run")
+    stored = config_to_dict(config)
+    del stored["ot"]["solver"]  # as saved by a version without ot.solver
+    _check_same_run(stored, config, tmp_path)
+    stored["ot"]["solver"] = "sorting"  # a stored value that differs is still refused
+    with pytest.raises(ConfigError, match=r"ot\.solver='sorting', but this config has"):
+        _check_same_run(stored, config, tmp_path)
 
 
 def test_run_directory_holds_config_metrics_and_loadable_checkpoint(tmp_path, tiny_data):

@@ -127,6 +127,8 @@ class OTConfig:
                                       "(relative) between outer iterations")
     batching: str = spec("auto", choices=("auto", "vmap", "sequential"),
                          doc="solves in lock-step (vmap, GPU) or one by one (sequential, CPU)")
+    solver: str = spec("sinkhorn", choices=("sinkhorn", "sorting"),
+                       doc="sorting: exact W1/W2 between 1-D clouds (no epsilon, no iterations)")
 
 
 @dataclass
@@ -325,6 +327,12 @@ def _check_consistency(config: Config) -> None:
     if config.model.width % config.model.num_heads:
         raise ConfigError(f"model.width ({config.model.width}) must be divisible by "
                           f"model.num_heads ({config.model.num_heads}).")
+    if config.ot.solver == "sorting" and config.ot.kind not in ("W1", "W2"):
+        raise ConfigError(f"ot.solver: 'sorting' computes exact W1 or W2 between 1-D clouds; "
+                          f"ot.kind {config.ot.kind!r} needs 'sinkhorn'.")
+    if config.ot.solver == "sorting" and (config.ot.decoder_kind or "W1") not in ("W1", "W2"):
+        raise ConfigError(f"ot.decoder_kind {config.ot.decoder_kind!r} cannot use the sorting "
+                          f"solver (ot.solver); use W1 or W2.")
     if config.data.name == "files" and not config.data.path:
         raise ConfigError("data.path: the 'files' loader needs a path to an .npz file or a "
                           "directory of .npy files.")

@@ -30,6 +30,7 @@ from wormhole.config import (
     ConfigError,
     LossConfig,
     TrainConfig,
+    config_from_dict,
     config_to_dict,
     save_config,
 )
@@ -284,11 +285,15 @@ _RUN_SECTIONS = ("data", "model", "ot", "loss")
 
 
 def _check_same_run(stored: dict, config: Config, workdir: Path) -> None:
-    """Resuming is only sound when what defines the network and its targets is unchanged."""
-    current = config_to_dict(config)
+    """Resuming is only sound when what defines the network and its targets is unchanged.
+
+    A key missing from the stored config (a setting added in a later version) counts as its
+    default.
+    """
+    current, defaults = config_to_dict(config), config_to_dict(config_from_dict({}))
     for section in _RUN_SECTIONS:
         for key, value in current[section].items():
-            old = stored.get(section, {}).get(key)
+            old = stored.get(section, {}).get(key, defaults[section][key])
             if old != value:
                 raise ConfigError(
                     f"{workdir} holds a run with {section}.{key}={old!r}, but this config has "

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wormhole.ot.solvers import solve_gw, solve_linear, solve_linear_self
+from wormhole.ot.solvers import solve_gw, solve_linear, solve_linear_self, solve_sorted
 from wormhole.ot.spec import OTSpec
 from wormhole.ot.validation import check_clouds
 
@@ -62,6 +62,8 @@ class OTDistances(NamedTuple):
 
 
 def _cross_solver(spec: OTSpec):
+    if spec.sorting:
+        return solve_sorted
     return solve_gw if spec.quadratic else solve_linear
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 from ott.geometry import costs, geometry, pointcloud
+from ott.problems.linear import linear_problem
 from ott.problems.quadratic import quadratic_problem
 from ott.solvers import linear
-from ott.solvers.linear import acceleration, implicit_differentiation, sinkhorn
+from ott.solvers.linear import acceleration, implicit_differentiation, sinkhorn, univariate
 from ott.solvers.quadratic import gromov_wasserstein
 
 from wormhole.ot.spec import OTSpec
 
-__all__ = ["linear_geometry", "solve_gw", "solve_linear", "solve_linear_self"]
+__all__ = ["linear_geometry", "solve_gw", "solve_linear", "solve_linear_self", "solve_sorted"]
 
 
 def linear_geometry(x: jnp.ndarray, y: jnp.ndarray, spec: OTSpec) -> geometry.Geometry:
@@ -83,3 +84,26 @@ def solve_gw(x, a, y, b, spec: OTSpec):
         max_iterations=spec.outer_iterations, store_inner_errors=False)
     out = solver(problem)
     return out.reg_gw_cost, _hit_cap(out)
+
+
+def _padding_on_largest(x: jnp.ndarray, a: jnp.ndarray) -> jnp.ndarray:
+    largest = jnp.max(jnp.where(a[:, None] > 0, x, -jnp.inf), axis=0)
+    return jnp.where(a[:, None] > 0, x, largest)
+
+
+def solve_sorted(x, a, y, b, spec: OTSpec):
+    """Exact OT cost between 1-D clouds from their quantile functions; never hits a cap.
+
+    Zero weights add no mass to either cumulative distribution. Padding points are moved
+    onto the cloud's largest real point: where the two cumulative sums differ by rounding,
+    the solver may read the largest sorted value, and it must be a real one.
+    """
+    if x.shape[-1] != 1 or y.shape[-1] != 1:
+        raise ValueError(f"The sorting solver (ot.solver) needs 1-D clouds; got points of "
+                         f"dimension {x.shape[-1]} and {y.shape[-1]}.")
+    x, y = _padding_on_largest(x, a), _padding_on_largest(y, b)
+    # The univariate solver reads the geometry's cost function, not its scaled cost matrix.
+    geom = pointcloud.PointCloud(x, y, cost_fn=spec.cost_fn)
+    problem = linear_problem.LinearProblem(geom, a=_normalised(a), b=_normalised(b))
+    cost = univariate.quantile_solver(problem).ot_costs[0] / spec.cost_scale
+    return cost, jnp.zeros((), bool)

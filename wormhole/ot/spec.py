@@ -14,14 +14,15 @@ import jax
 import jax.numpy as jnp
 from ott.geometry import costs
 
-__all__ = ["BATCHING", "KINDS", "LINEAR_KINDS", "QUADRATIC_KINDS", "DEBIASED_KINDS", "OTSpec",
-           "resolve_cost"]
+__all__ = ["BATCHING", "DEBIASED_KINDS", "KINDS", "LINEAR_KINDS", "OTSpec", "QUADRATIC_KINDS",
+           "SOLVERS", "resolve_cost"]
 
 LINEAR_KINDS = ("W1", "W2", "S1", "S2")
 QUADRATIC_KINDS = ("GW", "GS")
 KINDS = LINEAR_KINDS + QUADRATIC_KINDS
 DEBIASED_KINDS = ("S1", "S2", "GS")
 BATCHING = ("auto", "vmap", "sequential")
+SOLVERS = ("sinkhorn", "sorting")
 
 # Ground cost of each kind when none is given. GW compares intra-cloud squared distances.
 _DEFAULT_COST = {"W1": "euclidean", "S1": "euclidean", "W2": "sqeuclidean",
@@ -97,6 +98,10 @@ class OTSpec:
         stopping on its own and cropped to its clouds' size bucket: several times faster
         on CPU), or ``auto`` (sequential on CPU, vmap elsewhere).
       length_bucket: in sequential batching, padding is cropped to a multiple of this.
+      solver: ``sinkhorn`` (entropic, any dimension) or ``sorting``: the exact OT cost
+        between 1-D clouds from their quantile functions (ott-jax's univariate solver),
+        ``O(n log n)`` and without iterations, for ``W1`` and ``W2`` only (exact OT needs no
+        debiasing); ``epsilon`` and the iteration settings are then unused.
     """
 
     kind: str = "S2"
@@ -111,6 +116,7 @@ class OTSpec:
     outer_threshold: float = 1e-4
     batching: str = "auto"
     length_bucket: int = 32
+    solver: str = "sinkhorn"
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -125,6 +131,15 @@ class OTSpec:
             raise ValueError(f"batching must be one of {BATCHING}, not {self.batching!r}.")
         if self.max_iterations < 1 or self.outer_iterations < 1 or self.length_bucket < 1:
             raise ValueError("OTSpec iteration caps must be at least 1.")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, not {self.solver!r}.")
+        if self.sorting and self.kind not in ("W1", "W2"):
+            raise ValueError(f"The sorting solver computes exact W1 or W2 between 1-D clouds; "
+                             f"kind {self.kind!r} needs the sinkhorn solver.")
+        if self.sorting and self.cost is not None \
+                and not isinstance(resolve_cost(self.cost), costs.CostFn):
+            raise ValueError("The sorting solver needs an ott-jax CostFn of x - y (e.g. "
+                             "'euclidean'), not a cost-matrix function.")
         if self.cost is not None and self.kind in QUADRATIC_KINDS \
                 and not isinstance(self.cost, str | costs.CostFn):
             raise ValueError("GW kinds take an ott-jax CostFn for the intra-cloud cost, "
@@ -139,8 +154,15 @@ class OTSpec:
         return self.kind in QUADRATIC_KINDS
 
     @property
+    def sorting(self) -> bool:
+        """Whether distances are exact 1-D OT by sorting (see ``solver``)."""
+        return self.solver == "sorting"
+
+    @property
     def sequential(self) -> bool:
         """Whether solves run one after another (see ``batching``)."""
+        if self.sorting:
+            return False  # no iterations to stop early: vmap is best everywhere
         if self.batching == "auto":
             return jax.default_backend() == "cpu"
         return self.batching == "sequential"
@@ -167,4 +189,4 @@ class OTSpec:
                    max_iterations=ot.max_iterations, lse_mode=ot.lse_mode, cost=ot.cost,
                    differentiation=ot.differentiation,
                    outer_iterations=ot.outer_iterations, outer_threshold=ot.outer_threshold,
-                   batching=ot.batching)
+                   batching=ot.batching, solver=ot.solver)
