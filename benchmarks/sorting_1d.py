@@ -114,8 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "sorting_1d")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    result = {"command": "python benchmarks/sorting_1d.py " + shlex.join(
-                  sys.argv[1:] if argv is None else argv),
+    command = shlex.join(["python", "benchmarks/sorting_1d.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+    result = {"command": command,
               "machine": describe_machine(), "code": code_version(), "rows": []}
     cells = [(size, n) for n in args.points for size in args.sizes]
     with tqdm(total=len(cells) * 2 * (args.repeats + 1), unit="call") as bar:
