@@ -89,10 +89,11 @@ class ModelConfig:
 
     encoder: str = spec("transformer", choices=("transformer", "deepsets"))
     emb_dim: int = spec(128, min=1, doc="embedding dimension")
-    width: int = spec(128, min=1, doc="token width inside the transformer")
+    width: int = spec(128, min=1, doc="token width inside the transformer (and decoder)")
     num_layers: int = spec(3, min=0, doc="encoder blocks (transformer) or hidden layers")
     num_heads: int = spec(4, min=1)
-    mlp_dim: int = spec(512, min=1, doc="hidden size of each block's MLP")
+    mlp_dim: int = spec(512, min=1,
+                        doc="hidden size of each block's MLP; DeepSets: of phi and rho")
     dropout: float = spec(0.0, min=0.0, max=0.9)
     pooling: str = spec("mean", choices=("mean", "sum"), doc="DeepSets pooling")
     decoder_layers: int = spec(3, min=0, doc="decoder blocks; 0 trains no decoder")
