@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from ott.geometry import costs
 
+from wormhole.config import SORTING_KINDS
+
 __all__ = ["BATCHING", "DEBIASED_KINDS", "KINDS", "LINEAR_KINDS", "OTSpec", "QUADRATIC_KINDS",
            "SOLVERS", "resolve_cost"]
 
@@ -133,7 +135,7 @@ class OTSpec:
             raise ValueError("OTSpec iteration caps must be at least 1.")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, not {self.solver!r}.")
-        if self.sorting and self.kind not in ("W1", "W2"):
+        if self.sorting and self.kind not in SORTING_KINDS:
             raise ValueError(f"The sorting solver computes exact W1 or W2 between 1-D clouds; "
                              f"kind {self.kind!r} needs the sinkhorn solver.")
         if self.sorting and self.cost is not None \
