@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from wormhole.ot.kinds import KINDS, sorting_kinds
+
 __all__ = [
     "CONFIG_DIR",
     "spec",
@@ -43,8 +45,7 @@ __all__ = [
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
-OT_KINDS = ("W1", "W2", "S1", "S2", "GW", "GS")
-SORTING_KINDS = ("W1", "W2")  # what ot.solver 'sorting' computes (exact, 1-D)
+OT_KINDS = tuple(KINDS)
 
 
 class ConfigError(ValueError):
@@ -329,10 +330,10 @@ def _check_consistency(config: Config) -> None:
     if config.model.width % config.model.num_heads:
         raise ConfigError(f"model.width ({config.model.width}) must be divisible by "
                           f"model.num_heads ({config.model.num_heads}).")
-    if config.ot.solver == "sorting" and config.ot.kind not in SORTING_KINDS:
+    if config.ot.solver == "sorting" and config.ot.kind not in sorting_kinds():
         raise ConfigError(f"ot.solver: 'sorting' computes exact W1 or W2 between 1-D clouds; "
                           f"ot.kind {config.ot.kind!r} needs 'sinkhorn'.")
-    if config.ot.solver == "sorting" and config.ot.decoder_kind not in (None, *SORTING_KINDS):
+    if config.ot.solver == "sorting" and config.ot.decoder_kind not in (None, *sorting_kinds()):
         raise ConfigError(f"ot.decoder_kind {config.ot.decoder_kind!r} cannot use the sorting "
                           f"solver (ot.solver); use W1 or W2.")
     if config.data.name == "files" and not config.data.path:

@@ -5,9 +5,12 @@ Gromov-Wasserstein) and ``GS`` (its debiased form); all in-batch pairs or explic
 """
 
 from wormhole.ot.batched import OTDistances, paired_distances, pairwise_distances, self_terms
+from wormhole.ot.costs import COSTS, cost_matrix, resolve_cost
+from wormhole.ot.kinds import KINDS, Kind, get_kind
 from wormhole.ot.scale import estimate_cost_scale
-from wormhole.ot.spec import KINDS, OTSpec, resolve_cost
+from wormhole.ot.spec import OTSpec
 from wormhole.ot.validation import check_clouds
 
-__all__ = ["KINDS", "OTDistances", "OTSpec", "check_clouds", "estimate_cost_scale",
-           "paired_distances", "pairwise_distances", "resolve_cost", "self_terms"]
+__all__ = ["COSTS", "KINDS", "Kind", "OTDistances", "OTSpec", "check_clouds", "cost_matrix",
+           "estimate_cost_scale", "get_kind", "paired_distances", "pairwise_distances",
+           "resolve_cost", "self_terms"]

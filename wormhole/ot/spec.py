@@ -6,69 +6,19 @@ over (it is never traced), so one spec gives one compiled program per input shap
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import jax
-import jax.numpy as jnp
 from ott.geometry import costs
 
-from wormhole.config import SORTING_KINDS
+from wormhole.ot.costs import CostLike, resolve_cost
+from wormhole.ot.kinds import KINDS, get_kind
 
-__all__ = ["BATCHING", "DEBIASED_KINDS", "KINDS", "LINEAR_KINDS", "OTSpec", "QUADRATIC_KINDS",
-           "SOLVERS", "resolve_cost"]
+__all__ = ["BATCHING", "OTSpec", "SOLVERS"]
 
-LINEAR_KINDS = ("W1", "W2", "S1", "S2")
-QUADRATIC_KINDS = ("GW", "GS")
-KINDS = LINEAR_KINDS + QUADRATIC_KINDS
-DEBIASED_KINDS = ("S1", "S2", "GS")
 BATCHING = ("auto", "vmap", "sequential")
 SOLVERS = ("sinkhorn", "sorting")
-
-# Ground cost of each kind when none is given. GW compares intra-cloud squared distances.
-_DEFAULT_COST = {"W1": "euclidean", "S1": "euclidean", "W2": "sqeuclidean",
-                 "S2": "sqeuclidean", "GW": "sqeuclidean", "GS": "sqeuclidean"}
-
-_NAMED_COSTS: dict[str, Callable[[], costs.CostFn]] = {
-    "sqeuclidean": costs.SqEuclidean,
-    "euclidean": costs.Euclidean,
-    "cosine": costs.Cosine,
-    "l1": lambda: costs.PNormP(1.0),
-    "cityblock": lambda: costs.PNormP(1.0),
-}
-
-CostLike = str | costs.CostFn | Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
-
-
-def resolve_cost(cost: CostLike) -> costs.CostFn | Callable:
-    """A cost from a name, an ott-jax ``CostFn``, or a function returning a cost matrix.
-
-    Names are ``sqeuclidean``, ``euclidean``, ``cosine``, ``l1`` (``cityblock``) or an
-    import path ``"package.module:attribute"`` to a ``CostFn`` (class or instance) or to a
-    function ``(x [n, d], y [m, d]) -> cost matrix [n, m]`` (e.g. a geodesic distance).
-    """
-    if isinstance(cost, costs.CostFn):
-        return cost
-    if isinstance(cost, str):
-        key = cost.strip().lower()
-        if key in _NAMED_COSTS:
-            return _NAMED_COSTS[key]()
-        if ":" not in cost:
-            raise ValueError(f"Unknown OT cost {cost!r}: use one of "
-                             f"{', '.join(sorted(_NAMED_COSTS))}, or 'module:function'.")
-        module, _, attribute = cost.partition(":")
-        try:
-            found = getattr(importlib.import_module(module), attribute)
-        except (ImportError, AttributeError) as err:
-            raise ValueError(f"OT cost {cost!r} could not be imported: {err}") from err
-        if isinstance(found, type) and issubclass(found, costs.CostFn):
-            found = found()
-        return resolve_cost(found)
-    if callable(cost):
-        return cost
-    raise TypeError(f"An OT cost must be a name, an ott-jax CostFn or a function, "
-                    f"not {type(cost).__name__}.")
 
 
 @dataclass(frozen=True)
@@ -121,8 +71,7 @@ class OTSpec:
     solver: str = "sinkhorn"
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"Unknown OT kind {self.kind!r}; expected one of {KINDS}.")
+        get_kind(self.kind)  # raises on an unknown kind
         if self.differentiation not in ("implicit", "unroll"):
             raise ValueError(f"differentiation must be 'implicit' or 'unroll', "
                              f"not {self.differentiation!r}.")
@@ -135,25 +84,30 @@ class OTSpec:
             raise ValueError("OTSpec iteration caps must be at least 1.")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, not {self.solver!r}.")
-        if self.sorting and self.kind not in SORTING_KINDS:
+        if self.sorting and not self.record.sorting:
             raise ValueError(f"The sorting solver computes exact W1 or W2 between 1-D clouds; "
                              f"kind {self.kind!r} needs the sinkhorn solver.")
         if self.sorting and self.cost is not None \
                 and not isinstance(resolve_cost(self.cost), costs.CostFn):
             raise ValueError("The sorting solver needs an ott-jax CostFn of x - y (e.g. "
                              "'euclidean'), not a cost-matrix function.")
-        if self.cost is not None and self.kind in QUADRATIC_KINDS \
+        if self.cost is not None and self.quadratic \
                 and not isinstance(self.cost, str | costs.CostFn):
             raise ValueError("GW kinds take an ott-jax CostFn for the intra-cloud cost, "
                              "not a cost-matrix function.")
 
     @property
+    def record(self):
+        """The kind's :class:`~wormhole.ot.kinds.Kind` record."""
+        return KINDS[self.kind]
+
+    @property
     def debiased(self) -> bool:
-        return self.kind in DEBIASED_KINDS
+        return self.record.debiased
 
     @property
     def quadratic(self) -> bool:
-        return self.kind in QUADRATIC_KINDS
+        return self.record.quadratic
 
     @property
     def sorting(self) -> bool:
@@ -171,7 +125,7 @@ class OTSpec:
 
     @property
     def cost_fn(self) -> costs.CostFn | Callable:
-        return resolve_cost(self.cost if self.cost is not None else _DEFAULT_COST[self.kind])
+        return resolve_cost(self.cost if self.cost is not None else self.record.default_cost)
 
     def replace(self, **changes) -> OTSpec:
         return replace(self, **changes)
