@@ -82,11 +82,11 @@ def _gaussians(dim: int, seed: int):
 
 
 def _neural_settings(args) -> dict:
-    from wormhole.neural_ot import EvalConfig, NetworkConfig, TrainConfig
+    from wormhole.neural_ot import NetworkConfig, NeuralEvalConfig, NeuralTrainConfig
 
     return {"network": NetworkConfig(width=args.width),
-            "train": TrainConfig(steps=args.steps, batch_size=args.batch_size),
-            "evaluation": EvalConfig(eval_size=args.eval_size,
+            "train": NeuralTrainConfig(steps=args.steps, batch_size=args.batch_size),
+            "evaluation": NeuralEvalConfig(eval_size=args.eval_size,
                                      reference_size=args.eval_size)}
 
 

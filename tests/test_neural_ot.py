@@ -18,11 +18,11 @@ from ott.geometry import costs
 
 from wormhole.config import ConfigError, load_config
 from wormhole.neural_ot import (
-    EvalConfig,
     Gaussian,
     NetworkConfig,
+    NeuralEvalConfig,
     NeuralOTConfig,
-    TrainConfig,
+    NeuralTrainConfig,
     entropic_gw,
     entropic_igw_gaussians,
     entropic_ot_gaussians,
@@ -38,8 +38,8 @@ from wormhole.neural_ot.plan import EntropicPlan
 from wormhole.neural_ot.reference import gw_objective
 
 SMALL_NET = NetworkConfig(width=128)
-FULL_BATCH = TrainConfig(steps=1500, batch_size=512, learning_rate=1e-2)
-SMALL_EVAL = EvalConfig(eval_size=4000, reference_size=4000)
+FULL_BATCH = NeuralTrainConfig(steps=1500, batch_size=512, learning_rate=1e-2)
+SMALL_EVAL = NeuralEvalConfig(eval_size=4000, reference_size=4000)
 
 
 def _two_clouds(n: int = 100, seed: int = 0):
@@ -74,8 +74,8 @@ def gaussian_eot():
     mu, nu = random_gaussian(2, 1), random_gaussian(2, 2)
     eps = 1.0
     result = neural_eot(mu.sample, nu.sample, eps, network=SMALL_NET,
-                        train=TrainConfig(steps=1500, batch_size=512),
-                        evaluation=EvalConfig(eval_size=20000, reference_size=10000))
+                        train=NeuralTrainConfig(steps=1500, batch_size=512),
+                        evaluation=NeuralEvalConfig(eval_size=20000, reference_size=10000))
     return mu, nu, eps, result
 
 
@@ -229,8 +229,8 @@ def test_neural_eigw_matches_gaussian_closed_form():
     nu = Gaussian(np.zeros(3), random_gaussian(3, 2).cov)
     eps = 1.0
     result = neural_egw(mu.sample, nu.sample, eps, "eigw", network=SMALL_NET,
-                        train=TrainConfig(steps=1000),
-                        evaluation=EvalConfig(eval_size=4000, reference_size=4000,
+                        train=NeuralTrainConfig(steps=1000),
+                        evaluation=NeuralEvalConfig(eval_size=4000, reference_size=4000,
                                               moment_size=50000))
     truth = entropic_igw_gaussians(mu, nu, eps)
     assert abs(result.cost - truth) < 3 * result.stderr + 0.02 * abs(truth)
@@ -248,14 +248,14 @@ def test_neural_eigw_and_minibatch_egw_match_ott_on_larger_samples():
     x, y = _two_clouds(400, seed=5)
     for kind, eps in (("eigw", 1.0), ("egw", 4.0)):
         reference = entropic_gw(x, y, eps, kind)
-        result = neural_egw(x, y, eps, kind, train=TrainConfig(steps=4000, batch_size=256))
+        result = neural_egw(x, y, eps, kind, train=NeuralTrainConfig(steps=4000, batch_size=256))
         assert abs(result.cost - reference.cost) < 1e-2 * abs(reference.cost), kind
 
 
 @pytest.mark.slow
 def test_neural_eot_matches_closed_form_in_dimension_8():
     mu, nu = random_gaussian(8, 3), random_gaussian(8, 4)
-    result = neural_eot(mu.sample, nu.sample, 2.0, train=TrainConfig(steps=4000))
+    result = neural_eot(mu.sample, nu.sample, 2.0, train=NeuralTrainConfig(steps=4000))
     truth = entropic_ot_gaussians(mu, nu, 2.0)
     assert abs(result.cost - truth) < 3 * result.stderr + 0.02 * truth
 
@@ -267,8 +267,8 @@ def test_input_errors_name_the_problem():
     x, y = _two_clouds(10)
     with pytest.raises(ValueError, match="epsilon must be > 0"):
         neural_eot(x, y, 0.0)
-    with pytest.raises(ValueError, match="Unknown cost 'manhattan'"):
-        neural_eot(x, y, 1.0, "manhattan")
+    with pytest.raises(ValueError, match="Unknown cost 'hamming' for neural EOT"):
+        neural_eot(x, y, 1.0, "hamming")
     with pytest.raises(ValueError, match="x: the array holds NaN"):
         neural_eot(np.full((5, 2), np.nan), y, 1.0)
     with pytest.raises(ValueError, match=r"y: expected an array \[n, d\]"):
@@ -281,6 +281,26 @@ def test_input_errors_name_the_problem():
         neural_egw(x, y, 1.0, "fgw")
     with pytest.raises(ValueError, match="centred Gaussians"):
         entropic_igw_gaussians(random_gaussian(2, 0), random_gaussian(2, 1), 1.0)
+
+
+def test_costs_resolve_through_the_package_registry(monkeypatch):
+    from wormhole.neural_ot.eot import _ground_cost
+    from wormhole.ot import costs as registry
+
+    assert isinstance(_ground_cost(None), costs.SqEuclidean)
+    assert isinstance(_ground_cost("squared_euclidean"), costs.SqEuclidean)  # a registry alias
+    assert isinstance(_ground_cost("manhattan"), costs.PNormP)
+    mine = costs.Euclidean()
+    assert _ground_cost(mine) is mine
+    with pytest.raises(ValueError, match="Unknown cost 'wormhole.ot.costs:COSTS'"):
+        _ground_cost("wormhole.ot.costs:COSTS")  # import paths are the matrix API's only
+    with pytest.raises(TypeError, match="not function"):
+        _ground_cost(lambda a, b: a @ b.T)
+    # An entry the registry marks as unusable by neural OT is refused by name.
+    entry = registry.NamedCost("geodesic", costs.Euclidean, None, neural=False)
+    monkeypatch.setitem(registry._BY_SPELLING, "geodesic", entry)
+    with pytest.raises(ValueError, match="'geodesic' is not usable by neural EOT"):
+        _ground_cost("geodesic")
 
 
 @pytest.mark.parametrize(("raw", "message"), [

@@ -22,14 +22,14 @@ Layout: :mod:`~wormhole.neural_ot.eot` (semi-dual training loop and the EOT esti
 """
 
 from wormhole.neural_ot.config import (
-    DataConfig,
-    EvalConfig,
     NetworkConfig,
+    NeuralDataConfig,
+    NeuralEvalConfig,
     NeuralOTConfig,
+    NeuralTrainConfig,
     ProblemConfig,
-    TrainConfig,
 )
-from wormhole.neural_ot.eot import COSTS, EOTResult, TrainedPotential, neural_eot
+from wormhole.neural_ot.eot import EOTResult, TrainedPotential, neural_eot
 from wormhole.neural_ot.gaussian import (
     Gaussian,
     entropic_igw_gaussians,
@@ -43,20 +43,19 @@ from wormhole.neural_ot.reference import entropic_gw, sinkhorn_eot
 from wormhole.neural_ot.sampling import Sampler, Source
 
 __all__ = [
-    "COSTS",
     "GW_KINDS",
-    "DataConfig",
     "EGWResult",
     "EOTResult",
     "EntropicPlan",
-    "EvalConfig",
     "Gaussian",
     "NetworkConfig",
+    "NeuralDataConfig",
+    "NeuralEvalConfig",
     "NeuralOTConfig",
+    "NeuralTrainConfig",
     "ProblemConfig",
     "Sampler",
     "Source",
-    "TrainConfig",
     "TrainedPotential",
     "entropic_gw",
     "entropic_igw_gaussians",

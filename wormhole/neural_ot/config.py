@@ -11,21 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wormhole.config import ConfigError, build_dataclass, spec
+from wormhole.ot.costs import COSTS
 
 __all__ = [
     "PROBLEM_KINDS",
-    "DataConfig",
-    "EvalConfig",
     "NetworkConfig",
+    "NeuralDataConfig",
+    "NeuralEvalConfig",
     "NeuralOTConfig",
+    "NeuralTrainConfig",
     "ProblemConfig",
-    "TrainConfig",
     "check_config",
     "neural_ot_config_from_dict",
 ]
 
 PROBLEM_KINDS = ("eot", "egw", "eigw")
-COST_NAMES = ("sqeuclidean", "euclidean", "cosine", "neg_dot")
+# The ground costs of 'eot': the names the package registry marks usable by neural OT.
+COST_NAMES = tuple(name for name, entry in COSTS.items() if entry.neural)
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "softplus")
 
 
@@ -43,7 +45,7 @@ class ProblemConfig:
 
 
 @dataclass
-class DataConfig:
+class NeuralDataConfig:
     """The two distributions mu and nu (synthetic Gaussians, or two arrays in an .npz file)."""
 
     source: str = spec("gaussian", choices=("gaussian", "npz"),
@@ -72,7 +74,7 @@ class NetworkConfig:
 
 
 @dataclass
-class TrainConfig:
+class NeuralTrainConfig:
     """Stochastic gradient ascent on the mini-batch semi-dual."""
 
     steps: int = spec(3000, min=1)
@@ -92,7 +94,7 @@ class TrainConfig:
 
 
 @dataclass
-class EvalConfig:
+class NeuralEvalConfig:
     """The final estimate on large fresh batches, computed in chunks (bounded memory)."""
 
     eval_size: int = spec(20000, min=2, doc="points of mu and of nu averaged in the estimate")
@@ -114,10 +116,10 @@ class NeuralOTConfig:
 
     name: str = spec("neural_ot")
     problem: ProblemConfig = spec(factory=ProblemConfig)
-    data: DataConfig = spec(factory=DataConfig)
+    data: NeuralDataConfig = spec(factory=NeuralDataConfig)
     network: NetworkConfig = spec(factory=NetworkConfig)
-    train: TrainConfig = spec(factory=TrainConfig)
-    eval: EvalConfig = spec(factory=EvalConfig)
+    train: NeuralTrainConfig = spec(factory=NeuralTrainConfig)
+    eval: NeuralEvalConfig = spec(factory=NeuralEvalConfig)
 
 
 def check_config(config: NeuralOTConfig) -> NeuralOTConfig:

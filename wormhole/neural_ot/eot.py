@@ -24,7 +24,7 @@ import optax
 from ott.geometry import costs
 from tqdm.auto import tqdm
 
-from wormhole.neural_ot.config import EvalConfig, NetworkConfig, TrainConfig
+from wormhole.neural_ot.config import NetworkConfig, NeuralEvalConfig, NeuralTrainConfig
 from wormhole.neural_ot.networks import (
     PotentialMLP,
     Standardisation,
@@ -33,37 +33,37 @@ from wormhole.neural_ot.networks import (
 )
 from wormhole.neural_ot.plan import EntropicPlan, semi_dual
 from wormhole.neural_ot.sampling import Source, as_source
+from wormhole.ot.costs import COSTS, lookup_cost
 
 __all__ = [
-    "COSTS",
     "EOTResult",
     "TrainedPotential",
     "estimate_semi_dual",
     "evaluation_samples",
     "neural_eot",
-    "resolve_cost",
     "train_potential",
 ]
 
-COSTS: dict[str, Callable[[], costs.CostFn]] = {
-    "sqeuclidean": costs.SqEuclidean,
-    "euclidean": costs.Euclidean,
-    "cosine": costs.Cosine,
-    "neg_dot": costs.NegDotProduct,
-}
-
-
-def resolve_cost(cost: str | costs.CostFn | None) -> costs.CostFn:
-    """An ott-jax cost from a name in :data:`COSTS`, a ``CostFn``, or ``None`` (squared
-    Euclidean)."""
+def _ground_cost(cost: str | costs.CostFn | None) -> costs.CostFn:
+    """The ott-jax cost of neural EOT: ``None`` (squared Euclidean), a ``CostFn``, or the name
+    of a cost in the package registry :data:`wormhole.ot.costs.COSTS` marked ``neural``."""
     if cost is None:
         return costs.SqEuclidean()
     if isinstance(cost, costs.CostFn):
         return cost
-    if cost not in COSTS:
-        raise ValueError(f"Unknown cost {cost!r}; choose one of {', '.join(COSTS)} or pass an "
+    usable = ", ".join(name for name, entry in COSTS.items() if entry.neural)
+    if not isinstance(cost, str):
+        raise TypeError(f"cost_fn must be a cost name ({usable}), an ott-jax CostFn or None, "
+                        f"not {type(cost).__name__}.")
+    entry = lookup_cost(cost)
+    if entry is None:
+        raise ValueError(f"Unknown cost {cost!r} for neural EOT; choose one of {usable} or "
+                         "pass an ott.geometry.costs.CostFn.")
+    if not entry.neural:
+        raise ValueError(f"Cost {cost!r} is not usable by neural EOT (wormhole.ot.costs marks "
+                         f"it neural=False); choose one of {usable} or pass an "
                          "ott.geometry.costs.CostFn.")
-    return COSTS[cost]()
+    return entry.make()
 
 
 class TrainedPotential(NamedTuple):
@@ -83,7 +83,7 @@ class TrainedPotential(NamedTuple):
         return apply_potential(self.model, self.params, self.standardisation, x)
 
 
-def _schedule(train: TrainConfig):
+def _schedule(train: NeuralTrainConfig):
     if train.schedule == "constant":
         return train.learning_rate
     return optax.cosine_decay_schedule(train.learning_rate, train.steps,
@@ -97,7 +97,7 @@ def _relative_rate(schedule, learning_rate: float, index):
 
 def train_potential(source_x: Source, source_y: Source,
                     pair_cost: Callable[[Any, jnp.ndarray, jnp.ndarray], jnp.ndarray],
-                    epsilon: float, network: NetworkConfig, train: TrainConfig, *,
+                    epsilon: float, network: NetworkConfig, train: NeuralTrainConfig, *,
                     theta: Any = None, theta_update: Callable | None = None,
                     progress: bool = False, desc: str = "neural OT") -> TrainedPotential:
     """Maximise the mini-batch semi-dual over the network's parameters.
@@ -182,7 +182,7 @@ def estimate_semi_dual(plan: EntropicPlan, x_eval: jnp.ndarray,
     return float(jnp.mean(phi) + jnp.mean(psi)), float(stderr)
 
 
-def evaluation_samples(source_x: Source, source_y: Source, evaluation: EvalConfig, key):
+def evaluation_samples(source_x: Source, source_y: Source, evaluation: NeuralEvalConfig, key):
     """``(reference [<= reference_size, dx], x_eval, y_eval)``: fresh draws, or the whole
     finite sample when it is no larger than asked."""
     k_ref, k_x, k_y = jax.random.split(key, 3)
@@ -224,8 +224,8 @@ class EOTResult(NamedTuple):
 
 
 def neural_eot(x, y, epsilon: float = 1.0, cost_fn: str | costs.CostFn | None = None, *,
-               network: NetworkConfig | None = None, train: TrainConfig | None = None,
-               evaluation: EvalConfig | None = None, progress: bool = False) -> EOTResult:
+               network: NetworkConfig | None = None, train: NeuralTrainConfig | None = None,
+               evaluation: NeuralEvalConfig | None = None, progress: bool = False) -> EOTResult:
     """Neural estimate of ``OT_eps(mu, nu) = min E_pi c + eps KL(pi | mu (x) nu)``.
 
     Args:
@@ -233,15 +233,16 @@ def neural_eot(x, y, epsilon: float = 1.0, cost_fn: str | costs.CostFn | None = 
         ``(key, batch) -> [batch, dx]``.
       y: samples of nu, likewise ``[m, dy]``.
       epsilon: regularisation strength (absolute, in units of the cost).
-      cost_fn: an ott-jax ``CostFn`` or a name in :data:`COSTS` (default: squared Euclidean).
+      cost_fn: an ott-jax ``CostFn``, or the name of a cost marked ``neural`` in
+        :data:`wormhole.ot.costs.COSTS` (default: squared Euclidean).
       network, train, evaluation: settings (defaults: :mod:`wormhole.neural_ot.config`).
       progress: show a progress bar while training.
     """
-    network, train = network or NetworkConfig(), train or TrainConfig()
-    evaluation = evaluation or EvalConfig()
+    network, train = network or NetworkConfig(), train or NeuralTrainConfig()
+    evaluation = evaluation or NeuralEvalConfig()
     if not epsilon > 0:
         raise ValueError(f"epsilon must be > 0, got {epsilon}.")
-    cost = resolve_cost(cost_fn)
+    cost = _ground_cost(cost_fn)
     source_x, source_y = as_source(x, "x"), as_source(y, "y")
     if source_x.dim != source_y.dim:
         raise ValueError(f"x has dimension {source_x.dim} and y {source_y.dim}; the ground cost "

@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from wormhole.neural_ot.config import ConfigError, NeuralOTConfig, check_config
-from wormhole.neural_ot.eot import EOTResult, neural_eot, resolve_cost
+from wormhole.neural_ot.eot import EOTResult, neural_eot
 from wormhole.neural_ot.gaussian import (
     Gaussian,
     entropic_igw_gaussians,
@@ -29,6 +29,7 @@ from wormhole.neural_ot.gaussian import (
 )
 from wormhole.neural_ot.gw import EGWResult, neural_egw
 from wormhole.neural_ot.reference import DiscreteSolution, entropic_gw, sinkhorn_eot
+from wormhole.ot.costs import resolve_cost
 
 __all__ = ["Problem", "make_problem", "plot_plan", "run_experiment"]
 

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wormhole.neural_ot.config import EvalConfig, NetworkConfig, TrainConfig
+from wormhole.neural_ot.config import NetworkConfig, NeuralEvalConfig, NeuralTrainConfig
 from wormhole.neural_ot.eot import (
     TrainedPotential,
     evaluation_samples,
@@ -214,7 +214,7 @@ def _initial_matrix(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
 
 
 def neural_egw(x, y, epsilon: float, kind: str = "egw", *, network: NetworkConfig | None = None,
-               train: TrainConfig | None = None, evaluation: EvalConfig | None = None,
+               train: NeuralTrainConfig | None = None, evaluation: NeuralEvalConfig | None = None,
                progress: bool = False) -> EGWResult:
     """Neural estimate of entropic GW (``kind='egw'``, quadratic, squared Euclidean distances)
     or of its inner-product variant (``kind='eigw'``), with the alignment plan.
@@ -230,8 +230,8 @@ def neural_egw(x, y, epsilon: float, kind: str = "egw", *, network: NetworkConfi
       progress: show a progress bar while training.
     """
     spec = _kind(kind)
-    network, train = network or NetworkConfig(), train or TrainConfig()
-    evaluation = evaluation or EvalConfig()
+    network, train = network or NetworkConfig(), train or NeuralTrainConfig()
+    evaluation = evaluation or NeuralEvalConfig()
     if not epsilon > 0:
         raise ValueError(f"epsilon must be > 0, got {epsilon}.")
     source_x, source_y = as_source(x, "x"), as_source(y, "y")
