@@ -647,6 +647,41 @@ def test_files_loader_path_errors(tmp_path):
         load_files(tmp_path / "junk.npz")
 
 
+def _damage_compressed_member(path: Path, member: str) -> None:
+    """Overwrite the start of a deflated member's data with an invalid deflate block header."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+        assert info.compress_type == zipfile.ZIP_DEFLATED
+    data = bytearray(path.read_bytes())
+    start = info.header_offset
+    name_length, extra_length = struct.unpack("<HH", data[start + 26:start + 30])
+    offset = start + 30 + name_length + extra_length
+    data[offset:offset + 4] = b"\xff\xff\xff\xff"  # block type 3: reserved, invalid
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_compressed_npz_is_not_readable_naming_the_file_and_item(tmp_path):
+    path = save_clouds_npz(tmp_path / "damaged.npz", load_shapes(num_clouds=4, points=16))
+    _damage_compressed_member(path, "points.npy")
+    with pytest.raises(ValueError, match=r"damaged.npz: not a readable .npz file: item "
+                                         r"'points' is damaged \(error: "):
+        load_files(path)
+
+
+def test_a_text_file_named_npz_is_not_reported_as_pickled_data(tmp_path):
+    path = tmp_path / "x.npz"
+    path.write_text("points, sizes\n1.0, 2.0\n")
+    with pytest.raises(ValueError, match="x.npz: not a readable .npz file") as err:
+        load_files(path)
+    assert "pickle" not in str(err.value)
+    np.save(tmp_path / "array.npy", np.zeros((3, 2)))
+    (tmp_path / "array.npy").rename(tmp_path / "renamed.npz")
+    with pytest.raises(ValueError, match="renamed.npz: not a readable .npz file"):
+        load_files(tmp_path / "renamed.npz")
+
+
 def test_save_clouds_npz_round_trip(tmp_path):
     original = load_synthetic(family=["gaussians", "boxes"], num_clouds=6, points=30,
                               min_points=5)

@@ -31,6 +31,7 @@ A directory of ``.npy`` files
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +58,15 @@ def _load_npy(file: Path) -> np.ndarray:
 
 
 def _read_npz(file: Path) -> dict[str, np.ndarray]:
+    # np.load guesses the format from the first bytes and reads anything it does not
+    # recognise as a pickle, so a text file would be reported as "pickled data": check that
+    # the file is a zip archive (what numpy.savez writes) before numpy looks at it.
+    if not zipfile.is_zipfile(file):
+        raise ValueError(f"{file}: not a readable .npz file (not a zip archive; an .npz file "
+                         f"is what numpy.savez or numpy.savez_compressed writes).")
     try:
         archive = np.load(file, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise ValueError(f"{file}: not a readable .npz file ({err}).") from None
     items = {}
     with archive:
@@ -70,9 +77,12 @@ def _read_npz(file: Path) -> dict[str, np.ndarray]:
                 if "allow_pickle" in str(err):
                     raise ValueError(f"{file}: item '{key}' is an object array; "
                                      f"{_PICKLE_HINT}.") from None
-                raise ValueError(f"{file}: item '{key}' cannot be read ({err}).") from None
-            except (OSError, EOFError, zipfile.BadZipFile) as err:
-                raise ValueError(f"{file}: item '{key}' cannot be read ({err}).") from None
+                raise ValueError(f"{file}: not a readable .npz file: item '{key}' cannot be "
+                                 f"read ({err}).") from None
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+                # zlib.error: the compressed data of a member are damaged.
+                raise ValueError(f"{file}: not a readable .npz file: item '{key}' is damaged "
+                                 f"({type(err).__name__}: {err}).") from None
     return items
 
 
