@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wormhole.checkpoint import DamagedCheckpoint
 from wormhole.config import ConfigError
 from wormhole.data import PointClouds
 from wormhole.data.loaders.files import save_clouds_npz
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
             barycenter = result.model
         else:
             barycenter = model.barycenter(clouds)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     suffix = "" if args.label is None else f"_{args.label}"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wormhole.checkpoint import DamagedCheckpoint
 from wormhole.config import ConfigError
 from wormhole.data import PointClouds
 from wormhole.data.loaders.files import save_clouds_npz
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
         model = load(args.checkpoint, args.step)
         embeddings, extra = read_embeddings(Path(args.input))
         decoded = model.decode(embeddings)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     labels = extra.get("labels")

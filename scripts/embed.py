@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from wormhole.checkpoint import DamagedCheckpoint
 from wormhole.config import ConfigError
 from wormhole.evaluate.splits import SPLITS, input_clouds
 from wormhole.inference import load
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
                               max_points=args.max_points)
                  for s in tqdm(range(0, len(clouds), _CHUNK), desc="embedding", unit="chunk",
                                disable=len(clouds) <= _CHUNK)]
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     embeddings = np.concatenate(parts)

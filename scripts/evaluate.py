@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from wormhole.checkpoint import DamagedCheckpoint
 from wormhole.config import ConfigError
 from wormhole.evaluate import SPLITS, evaluate_run
 
@@ -49,8 +50,9 @@ def _summary(report: dict) -> str:
     if "stress_analysis" in report:
         s = report["stress_analysis"]
         lines.append(f"stress over {s['num_clouds']} clouds (dim {s['dim']}): lower bound "
-                     f"{s['lower_bound']:.3g} <= optimum {s['optimum']:.3g} <= classical "
-                     f"MDS {s['classical_mds']:.3g} <= upper bound {s['upper_bound']:.3g}; "
+                     f"(paper L) {s['lower_bound']:.3g} <= optimum {s['optimum']:.3g} <= upper "
+                     f"bound {s['upper_bound']:.3g} <= classical MDS {s['classical_mds']:.3g}; "
+                     f"paper U {s['paper_upper_bound']:.3g} (not a bound on the optimum); "
                      f"model {s['model']:.3g}")
     if "barycenters" in report and "classes" in report["barycenters"]:
         for name, b in report["barycenters"]["classes"].items():
@@ -96,7 +98,7 @@ def main(argv=None) -> int:
             reference_epsilon=args.reference_epsilon, interpolations=args.interpolations,
             num_plot=args.num_plot, output_dir=args.output_dir, plots=not args.no_plots,
             seed=args.seed, progress=not args.no_progress, step=args.step)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(_summary(report))

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from wormhole.api import resolve_config, train
+from wormhole.checkpoint import DamagedCheckpoint
 from wormhole.config import ConfigError
 from wormhole.trainer import TrainingDiverged
 
@@ -29,7 +30,8 @@ def main(argv=None) -> int:
         config = resolve_config(args.config, args.set)
         print(f"run directory: {config.workdir}")
         model = train(config, progress=not args.no_progress)
-    except (ConfigError, FileNotFoundError, ValueError, TrainingDiverged) as err:
+    except (ConfigError, FileNotFoundError, ValueError, TrainingDiverged,
+            DamagedCheckpoint) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"trained {model} -> {model.workdir}")

@@ -33,3 +33,13 @@ def fashion_dir() -> Path:
     if not any(FASHION_DIR.glob("*idx3-ubyte*")):
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     return FASHION_DIR
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """The prepared clouds of ``tests.test_train.tiny`` (a slice of the digits)."""
+    from wormhole.data import load_dataset
+
+    from .test_train import tiny
+
+    return load_dataset(tiny(tmp_path_factory.mktemp("d")).data)

@@ -184,8 +184,8 @@ def test_evaluate_run_reports_every_section_and_writes_the_plots(run, tmp_path):
     assert held["seen_classes_within_class_pairs"]["num_pairs"] == 40
     stress = report["stress_analysis"]
     assert stress["num_clouds"] == 10 and stress["dim"] == 8
-    assert stress["lower_bound"] <= stress["optimum"] <= stress["classical_mds"] \
-        <= stress["upper_bound"]
+    assert stress["lower_bound"] <= stress["optimum"] <= stress["upper_bound"] \
+        <= stress["classical_mds"]
     assert stress["model"] >= stress["lower_bound"]
     assert report["reconstruction"]["num_clouds"] == 3
     assert set(report["barycenters"]["classes"]) == {"5"}

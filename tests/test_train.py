@@ -14,7 +14,6 @@ import pytest
 
 import wormhole
 from wormhole.config import ConfigError, config_from_dict, load_config
-from wormhole.data import load_dataset
 from wormhole.trainer import TrainingDiverged, sample_batch, train_and_evaluate
 
 from .conftest import REPO
@@ -38,11 +37,6 @@ def tiny(workdir, **sections) -> wormhole.Config:
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
     return config_from_dict(raw)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return load_dataset(tiny(tmp_path_factory.mktemp("d")).data)
 
 
 def _params_close(a, b, atol=0.0):
@@ -93,8 +87,14 @@ def test_interrupted_and_resumed_run_ends_with_identical_parameters(tmp_path, ti
     config = tiny(tmp_path / "b")
     with pytest.raises(KeyboardInterrupt):
         train_and_evaluate(config, tiny_data, callbacks=[kill_at_step_5], progress=False)
-    resumed = train_and_evaluate(config, tiny_data, progress=False)
+    ran = []
+    resumed = train_and_evaluate(config, tiny_data, callbacks=[lambda step, m: ran.append(step)],
+                                 progress=False)
     assert int(resumed.state.step) == 6
+    # Only the steps after the checkpoint at step 3 ran, and they started from its state:
+    # a run restarting from step 0 fails the first check, one from fresh parameters at step 3
+    # the second.
+    assert ran == [4, 5, 6]
     assert _params_close(straight.state.params, resumed.state.params)
     # Metrics of the lost steps 4-5 are logged once, not twice.
     steps = [json.loads(line)["step"] for line in
@@ -109,14 +109,92 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path, tiny_d
     train_and_evaluate(config, tiny_data, progress=False)
     good = wormhole.load(tmp_path / "run")
     # From now on the stress term is NaN: the resumed run must stop at its first step.
-    import wormhole.trainer as train_module
-    monkeypatch.setattr(train_module, "stress_loss", lambda d, t: jnp.mean(d) * jnp.nan)
+    import wormhole.losses as losses_module
+    monkeypatch.setattr(losses_module, "stress_loss", lambda d, t: jnp.mean(d) * jnp.nan)
     with pytest.raises(TrainingDiverged, match=r"step 4: the loss is nan.*step 3"):
         train_and_evaluate(tiny(tmp_path / "run", train={"steps": 6}), tiny_data,
                            progress=False)
     after = wormhole.load(tmp_path / "run")
     assert after.step == 3
     assert _params_close(good.params, after.params)
+
+
+def test_parameters_that_become_nan_stop_the_run_before_any_checkpoint(tmp_path, tiny_data):
+    config = tiny(tmp_path / "run", train={"learning_rate": 1e6, "warmup_steps": 0,
+                                           "grad_clip": None},
+                  checkpoint={"every": 1})
+    with pytest.raises(TrainingDiverged, match=r"step 1: the updated parameters contain NaN"):
+        train_and_evaluate(config, tiny_data, progress=False)
+    assert not list((tmp_path / "run" / "checkpoints").glob("[0-9]*"))
+
+
+def test_the_divergence_rule_catches_non_finite_values_and_runaway_growth():
+    from wormhole.metrics_log import DivergenceGuard
+
+    records = [{"loss": 1.0, "grad_norm": 1.0}, {"loss": 50.0, "grad_norm": 3.0},
+               {"loss": 4.7e21, "grad_norm": 1e10}]
+    index, reason = DivergenceGuard(1e4).first_failure(records)
+    assert index == 2 and "train.divergence_factor=10000" in reason
+    assert DivergenceGuard(1e4).first_failure(records[:2]) is None
+    assert DivergenceGuard(1e4).first_failure(
+        [{"loss": 1.0, "grad_norm": float("inf")}]) == (0, "the gradient norm is inf")
+    assert DivergenceGuard(1e4).first_failure(
+        [{"loss": 1.0, "grad_norm": 1.0, "params_finite": 0.0}])[0] == 0
+
+
+def test_a_learning_rate_far_too_large_stops_the_run(tmp_path, tiny_data):
+    config = tiny(tmp_path / "run", train={"learning_rate": 4.0, "warmup_steps": 0,
+                                           "steps": 40, "log_every": 1},
+                  checkpoint={"every": 1, "keep": 50})
+    with pytest.raises(TrainingDiverged, match="Training stopped at step"):
+        train_and_evaluate(config, tiny_data, progress=False)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text()
+               .splitlines() if "loss" in json.loads(x)]
+    assert all(np.isfinite(r["loss"]) and np.isfinite(r["grad_norm"]) for r in records)
+    from wormhole.checkpoint import CheckpointStore
+    with CheckpointStore(tmp_path / "run" / "checkpoints", create=False) as store:
+        for step in store.all_steps():  # every checkpoint written holds finite parameters
+            state, _ = store.restore(step)
+            assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(state["params"]))
+
+
+def test_divergence_writes_the_finite_metrics_logged_before_it(tmp_path, tiny_data,
+                                                               monkeypatch):
+    config = tiny(tmp_path / "run", train={"steps": 3, "log_every": 10},
+                  checkpoint={"every": 3})
+    train_and_evaluate(config, tiny_data, progress=False)
+    import wormhole.losses as losses_module
+    monkeypatch.setattr(losses_module, "stress_loss", lambda d, t: jnp.mean(d) * jnp.nan)
+    with pytest.raises(TrainingDiverged, match=r"step 4: the loss is nan"):
+        train_and_evaluate(tiny(tmp_path / "run", train={"steps": 6, "log_every": 10},
+                                checkpoint={"every": 6}), tiny_data, progress=False)
+    steps = [json.loads(line)["step"] for line in
+             (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == [3]  # the steps before the failing one; nothing of step 4
+    assert wormhole.load(tmp_path / "run").step == 3
+
+
+def test_steps_per_s_leaves_out_evaluation_and_checkpoint_time(tmp_path, tiny_data,
+                                                             monkeypatch):
+    import time as time_module
+
+    from wormhole.held_out import HeldOutPairs
+    real_call = HeldOutPairs.__call__
+
+    def slow(self, params):
+        time_module.sleep(2.0)
+        return real_call(self, params)
+
+    monkeypatch.setattr(HeldOutPairs, "__call__", slow)
+    config = tiny(tmp_path / "run", train={"steps": 6, "log_every": 2, "eval_every": 2},
+                  checkpoint={"enabled": False})
+    out = train_and_evaluate(config, tiny_data, progress=False)
+    logs = [r for r in out.history if "steps_per_s" in r]
+    evals = [r for r in out.history if "eval_seconds" in r]
+    assert all(r["eval_seconds"] >= 2.0 for r in evals)
+    # Steps 5-6 follow an evaluation of 2 s; counted in, they could not exceed 1 step/s.
+    assert logs[-1]["steps_per_s"] > 1.5, logs
 
 
 def test_resume_with_a_different_model_is_refused(tmp_path, tiny_data):
@@ -127,16 +205,18 @@ def test_resume_with_a_different_model_is_refused(tmp_path, tiny_data):
 
 
 def test_resume_check_counts_a_setting_missing_from_an_older_run_as_its_default(tmp_path):
+    from wormhole.checkpoint import DataRecord, RunMeta
     from wormhole.config import config_to_dict
-    from wormhole.trainer import _check_same_run
+    from wormhole.run_setup import check_resume
 
     config = tiny(tmp_path / "run")
     stored = config_to_dict(config)
+    data = DataRecord("digits", None, 10)
     del stored["ot"]["solver"]  # as saved by a version without ot.solver
-    _check_same_run(stored, config, tmp_path)
+    check_resume(RunMeta(stored, {}, 1.0, {}, data), config, data, tmp_path)
     stored["ot"]["solver"] = "sorting"  # a stored value that differs is still refused
     with pytest.raises(ConfigError, match=r"ot\.solver='sorting', but this config has"):
-        _check_same_run(stored, config, tmp_path)
+        check_resume(RunMeta(stored, {}, 1.0, {}, data), config, data, tmp_path)
 
 
 def test_run_directory_holds_config_metrics_and_loadable_checkpoint(tmp_path, tiny_data):
@@ -200,25 +280,74 @@ def test_train_script_runs_and_resumes(tmp_path):
     assert bad.returncode == 1 and "Did you mean 'kind'" in bad.stderr
 
 
-def test_two_devices_give_the_same_step_as_one(tmp_path):
-    """Data-parallel sharding of the batch axis must not change the math."""
-    script = f"""
+_DEVICE_SCRIPT = """
 import sys, json
-sys.path.insert(0, {str(REPO)!r})
+sys.path.insert(0, {repo!r})
+import jax, numpy as np
+# The sharding callback runs when a step is compiled: compile here, not from the cache.
+jax.config.update("jax_enable_compilation_cache", False)
+import wormhole.trainer as trainer
 from tests.test_train import tiny
-from wormhole.trainer import train_and_evaluate
-import jax
-out = train_and_evaluate(tiny(sys.argv[1], train={{"steps": 2}},
-                              checkpoint={{"enabled": False}}), progress=False)
-print(json.dumps({{"devices": jax.device_count(), "loss": out.history[0]["loss"]}}))
+from wormhole.config import ConfigError
+
+seen = []
+plain = trainer.make_train_step
+
+def inspected(*args, **kwargs):
+    step = plain(*args, **kwargs)
+    def wrapped(state, batch):
+        jax.debug.inspect_array_sharding(
+            batch.points, callback=lambda s: seen.append(len(s.device_set)))
+        return step(state, batch)
+    return wrapped
+
+trainer.make_train_step = inspected
+root = sys.argv[1]
+straight = trainer.train_and_evaluate(tiny(root + "/a", train={{"steps": 4}},
+                                           checkpoint={{"every": 2}}), progress=False)
+
+def stop(step, metrics):
+    if step == 3:
+        raise KeyboardInterrupt
+
+try:
+    trainer.train_and_evaluate(tiny(root + "/b", train={{"steps": 4}}, checkpoint={{"every": 2}}),
+                               callbacks=[stop], progress=False)
+except KeyboardInterrupt:
+    pass
+resumed = trainer.train_and_evaluate(tiny(root + "/b", train={{"steps": 4}},
+                                          checkpoint={{"every": 2}}), progress=False)
+same = all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in
+           zip(jax.tree.leaves(straight.state.params), jax.tree.leaves(resumed.state.params)))
+error = ""
+if jax.device_count() > 1:
+    try:
+        trainer.train_and_evaluate(tiny(root + "/c", train={{"batch_size": 9}}),
+                                   progress=False)
+    except ConfigError as err:
+        error = str(err)
+print(json.dumps({{"devices": jax.device_count(), "loss": straight.history[0]["loss"],
+                  "resumed_equal": same, "resumed_step": int(resumed.state.step),
+                  "batch_shards": sorted(set(seen)), "error": error}}))
 """
+
+
+def test_sharded_training_matches_one_device_and_resumes_on_two(tmp_path):
+    """Data-parallel sharding of the batch axis must not change the math, must really
+    shard the batch inside the step, and a run interrupted on two devices resumes there."""
     results = []
     for count in (1, 2):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
                    JAX_PLATFORMS="cpu")
-        run = subprocess.run([sys.executable, "-c", script, str(tmp_path / str(count))],
-                             capture_output=True, text=True, env=env)
-        assert run.returncode == 0, run.stderr[-2000:]
+        run = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT.format(repo=str(REPO)),
+                              str(tmp_path / str(count))], capture_output=True, text=True,
+                             env=env)
+        assert run.returncode == 0, run.stderr[-3000:]
         results.append(json.loads(run.stdout.strip().splitlines()[-1]))
-    assert [r["devices"] for r in results] == [1, 2]
-    assert results[0]["loss"] == pytest.approx(results[1]["loss"], rel=1e-4)
+    one, two = results
+    assert [one["devices"], two["devices"]] == [1, 2]
+    assert one["loss"] == pytest.approx(two["loss"], rel=1e-4)
+    assert one["batch_shards"] == [1] and two["batch_shards"] == [2]
+    assert two["resumed_step"] == 4 and two["resumed_equal"]
+    assert "divisible by the number of devices (2)" in two["error"]
+    assert "train.batch_size (9)" in two["error"]

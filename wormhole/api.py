@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
+from wormhole.checkpoint import CHECKPOINT_DIR
 from wormhole.config import (
     Config,
     apply_overrides,
@@ -22,7 +26,8 @@ from wormhole.config import (
     config_to_dict,
     load_config,
 )
-from wormhole.data import Dataset, PointClouds, prepare_dataset
+from wormhole.data import Dataset, PointClouds, load_clouds, prepare_dataset
+from wormhole.data.loaders.files import save_clouds_npz
 from wormhole.inference import Wormhole, from_meta
 from wormhole.trainer import train_and_evaluate
 
@@ -72,6 +77,12 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
         progress: bool = True) -> Wormhole:
     """Train on clouds held in memory.
 
+    The run keeps its own copy of the clouds: the prepared train and test clouds (after the
+    config's caps, subsampling, split and excluded labels, before normalisation) are saved
+    to ``<workdir>/data/clouds.npz``, and the run's config reads them back from there
+    (``data.name: files``, ``data.split: official``), so evaluation, ``embed.py --split``
+    and a resume see exactly these clouds; resuming with other clouds is refused.
+
     Args:
       clouds: a list of ``[n_i, d]`` arrays (sizes may differ) or :class:`PointClouds`.
       weights: optional per-point weights (default uniform).
@@ -85,11 +96,55 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
     resolved = resolve_config(config, overrides)
     if workdir is not None:
         resolved = resolve_config(resolved, {"train.workdir": str(workdir)})
-    train_set = clouds if isinstance(clouds, PointClouds) else PointClouds.from_list(
-        clouds, weights, labels=labels)
-    test_set = None
-    if test_clouds is not None:
-        test_set = test_clouds if isinstance(test_clouds, PointClouds) else \
-            PointClouds.from_list(test_clouds, test_weights, labels=test_labels)
-    dataset = prepare_dataset(train_set, resolved.data, test_set)
-    return _finish(train_and_evaluate(resolved, dataset, progress=progress))
+    train_set = _as_point_clouds(clouds, weights, labels)
+    test_set = None if test_clouds is None else _as_point_clouds(test_clouds, test_weights,
+                                                                 test_labels)
+    selected = prepare_dataset(train_set, replace(resolved.data, normalize="none"), test_set)
+    data_file = resolved.workdir.expanduser().resolve() / "data" / "clouds.npz"
+    run_config = resolve_config(resolved, {
+        "data.name": "files", "data.path": str(data_file), "data.options": {},
+        "data.split": "official", "data.max_clouds": None, "data.max_points": None,
+        "data.exclude_labels": None})
+    # Train on the clouds as read back from the file, so that evaluation and a resume from
+    # the command line see the same numbers. A new run keeps the file; an existing run keeps
+    # the clouds it was trained on, and the trainer refuses to resume it with other clouds
+    # (their fingerprints differ).
+    data_file.parent.mkdir(parents=True, exist_ok=True)
+    incoming = data_file.with_name("clouds.incoming.npz")
+    save_clouds_npz(incoming, _with_split(selected.train, selected.test))
+    try:
+        dataset = prepare_dataset(load_clouds(replace(run_config.data, path=str(incoming))),
+                                  run_config.data)
+    except BaseException:
+        incoming.unlink(missing_ok=True)
+        raise
+    if (data_file.parent.parent / CHECKPOINT_DIR).is_dir() and data_file.exists():
+        incoming.unlink()
+    else:
+        incoming.replace(data_file)
+    return _finish(train_and_evaluate(run_config, dataset, progress=progress))
+
+
+def _as_point_clouds(clouds, weights, labels) -> PointClouds:
+    if isinstance(clouds, PointClouds):
+        return clouds
+    return PointClouds.from_list(clouds, weights, labels=labels)
+
+
+def _with_split(train: PointClouds, test: PointClouds | None) -> PointClouds:
+    """One set of clouds whose ``metadata["split"]`` says which are train and test."""
+    parts = [train] if test is None else [train, test]
+    if len({p.labels is None for p in parts}) > 1:
+        raise ValueError("Give labels for both the training and the test clouds, or for "
+                         "neither.")
+    xs, ws, labels, split = [], [], [], []
+    for name, part in zip(("train", "test"), parts, strict=False):
+        points, weights = part.to_list()
+        xs += points
+        ws += weights
+        split += [name] * len(part)
+        if part.labels is not None:
+            labels += list(part.labels)
+    return PointClouds.from_list(xs, ws, labels=labels if train.labels is not None else None,
+                                 label_names=train.label_names,
+                                 metadata={"split": np.array(split)})

@@ -7,7 +7,6 @@ on the way out, so users work in their own coordinate units throughout.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,16 +14,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wormhole.checkpoint import CheckpointStore, find_checkpoint_dir
+from wormhole.checkpoint import CheckpointStore, DamagedCheckpoint, RunMeta, find_checkpoint_dir
 from wormhole.config import Config, config_from_dict
 from wormhole.data import Normalization, PointClouds, subsample_clouds
 from wormhole.models import ModelSpec, WormholeModel, build_model, embedding_distance
+from wormhole.models.encoding import encode_in_chunks
+from wormhole.ot import get_kind
 
-__all__ = ["Wormhole", "load"]
+__all__ = ["Wormhole", "from_meta", "load"]
 
-# How a target distance scales when coordinates are multiplied by s (see ``distance``).
-_UNIT_POWER = {"W1": 1, "S1": 1, "W2": 2, "S2": 2, "GW": 4, "GS": 4}
-_BUCKET = 32
+_BUCKET = 32  # encoder padding is cropped to a multiple of this
 
 
 def _as_clouds(clouds, weights, what: str = "cloud") -> PointClouds:
@@ -102,15 +101,9 @@ class Wormhole:
             encoded as they are, at a cost quadratic in their size.
         """
         data = self.prepare(clouds, weights, max_points)
-        order = np.argsort(data.sizes, kind="stable")  # similar sizes share a padded length
-        out = np.empty((len(data), self.config.model.emb_dim), np.float32)
-        for start in range(0, len(data), batch_size):
-            index = order[start:start + batch_size]
-            length = int(math.ceil(data.sizes[index].max() / _BUCKET)) * _BUCKET
-            length = min(length, data.length)
-            out[index] = np.asarray(self._encode(self.params, data.points[index, :length],
-                                                 data.weights[index, :length]))
-        return out
+        return encode_in_chunks(lambda x, a: self._encode(self.params, x, a), data.points,
+                                data.weights, data.sizes, self.config.model.emb_dim,
+                                batch_size, _BUCKET)
 
     def decode(self, embeddings, batch_size: int = 256) -> np.ndarray:
         """Decode ``[N, emb_dim]`` embeddings to clouds ``[N, decoder_points, d]``.
@@ -126,9 +119,7 @@ class Wormhole:
         if not np.all(np.isfinite(emb)):
             bad = int(np.argwhere(~np.isfinite(emb))[0, 0])
             raise ValueError(f"Embedding {bad} has NaN or infinite entries.")
-        if self.spec.decoder_points == 0:
-            raise ValueError("This model was trained without a decoder (loss.reconstruction "
-                             "= 0), so it cannot decode.")
+        self.spec.require_decoder()
         parts = [np.asarray(self._decode(self.params, emb[s:s + batch_size]))
                  for s in range(0, len(emb), batch_size)]
         return np.asarray(self.normalization.invert(np.concatenate(parts)), np.float32)
@@ -145,7 +136,7 @@ class Wormhole:
         if self.config.ot.cost is not None:
             raise ValueError("Unit conversion is unknown for a custom ot.cost; use target "
                              "units.")
-        power = _UNIT_POWER[self.kind]
+        power = get_kind(self.kind).scaling_power
         return np.asarray(values) * self.cost_scale * self.normalization.scale ** power
 
     def embedding_distances(self, emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray:
@@ -228,12 +219,12 @@ class Wormhole:
         return self.decode((1 - t)[:, None] * ea + t[:, None] * eb)
 
 
-def from_meta(meta: dict, params, workdir: Path | None = None,
+def from_meta(meta: RunMeta, params, workdir: Path | None = None,
               step: int | None = None) -> Wormhole:
     """A :class:`Wormhole` from checkpoint metadata and parameters."""
-    return Wormhole(config_from_dict(meta["config"]), ModelSpec.from_dict(meta["model_spec"]),
-                    params, Normalization.from_dict(meta["normalization"]),
-                    meta["cost_scale"], workdir, step)
+    return Wormhole(config_from_dict(meta.config), ModelSpec.from_dict(meta.model_spec),
+                    params, Normalization.from_dict(meta.normalization), meta.cost_scale,
+                    workdir, step)
 
 
 def load(path: str | Path, step: int | None = None) -> Wormhole:
@@ -241,12 +232,25 @@ def load(path: str | Path, step: int | None = None) -> Wormhole:
 
     Args:
       path: ``runs/<name>``, ``runs/<name>/checkpoints`` or ``runs/<name>/checkpoints/<step>``.
-      step: which checkpoint (default: the one named by ``path``, else the latest).
+      step: which checkpoint (default: the one named by ``path``, else the newest intact
+        one: a damaged newer checkpoint is skipped with a warning that names it).
+
+    Raises:
+      DamagedCheckpoint: the checkpoint asked for is damaged (the message names the file),
+        or every checkpoint of the run is.
     """
     directory, named = find_checkpoint_dir(path)
     step = step if step is not None else named
     with CheckpointStore(directory, create=False) as store:
-        state, meta = store.restore(step)
-        step = step if step is not None else store.latest_step()
+        if step is not None:
+            state, meta = store.restore(step)
+        else:
+            found = store.restore_latest_intact()
+            if found is None:
+                if store.latest_step() is None:
+                    raise FileNotFoundError(f"No checkpoint in '{directory}'.")
+                raise DamagedCheckpoint(f"Every checkpoint in {directory} is damaged (steps "
+                                        f"{store.all_steps()}).")
+            step, state, meta = found
     params = jax.tree.map(jnp.asarray, state["params"])
     return from_meta(meta, params, directory.parent, step)

@@ -1,15 +1,25 @@
 """Loss terms of Wormhole training: one pure function each, composed by weights.
 
-Each term takes arrays and returns a scalar; the train step multiplies it by the weight in
-``config.loss`` and skips it when the weight is zero. Adding a term is one function here
-plus one line in the train step's table of terms.
+The math of each term is a pure function of arrays (``stress_loss`` ...). :data:`LOSS_TERMS`
+maps each ``config.loss`` name to a function of the step's arrays (:class:`StepArrays`)
+returning ``(value, extra metrics)``; the train step adds ``weight * value`` over the terms
+whose weight is positive. Adding a term is one function here plus one line in the table
+(and its weight in :class:`~wormhole.config.LossConfig`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
 import jax.numpy as jnp
 
+from wormhole.ot import OTDistances, OTSpec, paired_distances
+
 __all__ = [
+    "LOSS_TERMS",
+    "StepArrays",
     "pearson",
     "reconstruction_loss",
     "scaling_loss",
@@ -52,3 +62,73 @@ def pearson(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
     xc, yc = x - jnp.mean(x), y - jnp.mean(y)
     denom = jnp.sqrt(jnp.sum(xc * xc) * jnp.sum(yc * yc))
     return jnp.where(denom > 0, jnp.sum(xc * yc) / jnp.where(denom > 0, denom, 1.0), 0.0)
+
+
+# --------------------------------------------------------------------------- the table
+
+
+class StepArrays(NamedTuple):
+    """What a loss term of one train step may read.
+
+    Attributes:
+      params: the parameters being differentiated.
+      points, weights: the batch ``[B, n, d]``, ``[B, n]`` (after any random rotation).
+      targets: OT distances of the in-batch pairs (no gradient).
+      distances: ``[P]`` embedding distances of the same pairs.
+      embeddings: ``[B, e]``.
+      keys: PRNG keys by term name (``shift``, ``scale``).
+      encode: ``(params, points) -> [B, e]`` with the batch's weights and dropout.
+      decode: ``(params, embeddings) -> [B, m, d]`` decoded clouds.
+      pair_distances: ``[B, e] -> [P]`` embedding distances of the in-batch pairs.
+      reconstruction_spec: the OT distance of the reconstruction loss.
+      reuse_self_terms: the targets' self terms serve the reconstruction divergence.
+      scaling_power: the target kind's scaling exponent (``Kind.scaling_power``).
+    """
+
+    params: Any
+    points: jnp.ndarray
+    weights: jnp.ndarray
+    targets: OTDistances
+    distances: jnp.ndarray
+    embeddings: jnp.ndarray
+    keys: dict
+    encode: Callable
+    decode: Callable
+    pair_distances: Callable
+    reconstruction_spec: OTSpec | None
+    reuse_self_terms: bool
+    scaling_power: int
+
+
+def _stress_term(step: StepArrays):
+    return stress_loss(step.distances, step.targets.values), {}
+
+
+def _reconstruction_term(step: StepArrays):
+    decoded = step.decode(step.params, step.embeddings)
+    uniform = jnp.full(decoded.shape[:2], 1.0 / decoded.shape[1])
+    own = step.targets.self_values if step.reuse_self_terms else None
+    rec = paired_distances(step.points, step.weights, decoded, uniform,
+                           step.reconstruction_spec, validate=False, x_self=own)
+    return reconstruction_loss(rec.values), {"reconstruction_hit_cap": rec.hit_cap_fraction}
+
+
+def _translation_term(step: StepArrays):
+    shift = 0.1 * jax.random.normal(step.keys["shift"], (step.points.shape[-1],))
+    moved = jnp.where(step.weights[..., None] > 0, step.points + shift, 0.0)
+    return translation_loss(step.distances,
+                            step.pair_distances(step.encode(step.params, moved))), {}
+
+
+def _scaling_term(step: StepArrays):
+    factor = jax.random.uniform(step.keys["scale"], (), minval=0.5, maxval=1.5)
+    scaled = step.pair_distances(step.encode(step.params, step.points * factor))
+    return scaling_loss(step.distances, scaled, factor ** step.scaling_power), {}
+
+
+LOSS_TERMS: dict[str, Callable[[StepArrays], tuple[jnp.ndarray, dict]]] = {
+    "stress": _stress_term,
+    "reconstruction": _reconstruction_term,
+    "translation": _translation_term,
+    "scaling": _scaling_term,
+}

@@ -1,16 +1,18 @@
-"""Train state, train step, and the training loop with evaluation and checkpoints.
+"""Train state, train step, eval step, and ``train_and_evaluate``: the loop of a run.
 
-The train step is a pure function of ``(state, batch)``: OT targets for all in-batch pairs
-are computed inside it (no gradient), then the loss terms and the optimiser update. The
-batch's leading axis is the one to shard for data-parallel training (see
-:func:`batch_sharding`).
+The shape of the Flax examples: :func:`create_train_state` (and :func:`restore_train_state`),
+a pure, jitted ``train_step`` from :func:`make_train_step` (OT targets for all in-batch pairs
+are computed inside it, without gradient, then the loss terms of
+:data:`wormhole.losses.LOSS_TERMS` and the optimiser update), an ``eval_step``
+(:class:`wormhole.held_out.HeldOutPairs`), and :func:`train_and_evaluate`, a short loop over
+steps that calls the periodic actions: metrics, held-out evaluation, checkpoint, callbacks.
+The batch's leading axis is sharded over the devices of a data mesh (:func:`data_mesh`).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,29 +23,31 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
-from scipy import stats
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from wormhole.checkpoint import CHECKPOINT_DIR, CheckpointStore
+from wormhole.checkpoint import CHECKPOINT_DIR, CheckpointStore, DamagedCheckpoint, RunMeta
 from wormhole.config import (
     Config,
     ConfigError,
     LossConfig,
     TrainConfig,
-    config_from_dict,
     config_to_dict,
     save_config,
 )
 from wormhole.data import Dataset, PointClouds, load_dataset, random_rotations, rotate_clouds
-from wormhole.losses import (
-    pearson,
-    reconstruction_loss,
-    scaling_loss,
-    stress_loss,
-    translation_loss,
-)
+from wormhole.data.padding import bucket_length
+from wormhole.held_out import HeldOutPairs
+from wormhole.losses import LOSS_TERMS, StepArrays, pearson
+from wormhole.metrics_log import DivergenceGuard, MetricsWriter, TrainingDiverged, truncate_metrics
 from wormhole.models import ModelSpec, WormholeModel, build_model, embedding_distance
-from wormhole.ot import OTSpec, estimate_cost_scale, paired_distances, pairwise_distances
+from wormhole.ot import OTSpec, pairwise_distances
+from wormhole.run_setup import (
+    check_resume,
+    data_record,
+    resolve_cost_scale,
+    resolve_model_spec,
+)
 
 __all__ = [
     "Batch",
@@ -52,21 +56,19 @@ __all__ = [
     "TrainingDiverged",
     "batch_sharding",
     "create_train_state",
+    "data_mesh",
     "learning_rate_schedule",
+    "make_evaluator",
     "make_optimizer",
     "make_train_step",
     "resolve_model_spec",
+    "restore_train_state",
     "sample_batch",
     "train_and_evaluate",
 ]
 
-# How each OT kind scales when both clouds are scaled by a: W ~ |a|^p for a cost |x-y|^p,
-# GW with squared intra-cloud distances ~ a^4.
-_SCALING_EXPONENT = {"W1": 1, "S1": 1, "W2": 2, "S2": 2, "GW": 4, "GS": 4}
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+# A target solve at the iteration cap is inaccurate; warn when more than this fraction does.
+HIT_CAP_WARNING = 0.01
 
 
 class TrainState(train_state.TrainState):
@@ -87,7 +89,7 @@ class TrainOutput:
     """What a finished (or resumed-and-finished) run returns."""
 
     state: TrainState
-    meta: dict
+    meta: RunMeta
     workdir: Path
     history: list[dict]
 
@@ -118,222 +120,231 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(*parts)
 
 
-def resolve_model_spec(config: Config, train: PointClouds) -> ModelSpec:
-    """Data-dependent model facts: dimension, decoder size, decoder output box."""
-    if config.loss.reconstruction > 0:
-        points = config.model.decoder_points or max(int(np.median(train.sizes)), 1)
-    else:
-        points = 0
-    low = high = None
-    if config.ot.kind not in ("GW", "GS"):
-        real = train.points[train.weights > 0]
-        low = tuple(float(v) for v in real.min(axis=0))
-        high = tuple(float(v) for v in real.max(axis=0))
-    return ModelSpec(train.dim, points, low, high)
+def data_mesh(batch_size: int) -> Mesh:
+    """All devices on one ``batch`` axis; the batch size must divide by their number."""
+    devices = jax.devices()
+    if batch_size % len(devices):
+        raise ConfigError(f"train.batch_size ({batch_size}) must be divisible by the number "
+                          f"of devices ({len(devices)}) for data-parallel training.")
+    return Mesh(np.array(devices), ("batch",))
+
+
+def batch_sharding(batch_size: int) -> NamedSharding:
+    """The batch axis sharded over :func:`data_mesh`; parameters stay replicated and XLA
+    inserts the collectives the in-batch pairs need."""
+    return NamedSharding(data_mesh(batch_size), PartitionSpec("batch"))
 
 
 def create_train_state(model: WormholeModel, tx: optax.GradientTransformation,
-                       clouds: PointClouds, seed: int) -> TrainState:
+                       clouds: PointClouds, seed: int, mesh: Mesh | None = None) -> TrainState:
+    """Fresh parameters, optimiser state and run key; replicated over ``mesh`` if given."""
     init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
     sample = clouds.subset(slice(0, 2))
     params = model.init(init_key, jnp.asarray(sample.points), jnp.asarray(sample.weights))
-    return TrainState.create(apply_fn=model.apply, params=params["params"], tx=tx, rng=run_key)
+    state = TrainState.create(apply_fn=model.apply, params=params["params"], tx=tx,
+                              rng=run_key)
+    if mesh is not None:
+        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
+    return state
+
+
+def restore_train_state(store: CheckpointStore, template: TrainState
+                        ) -> tuple[int, TrainState, RunMeta] | None:
+    """The newest intact checkpoint, restored with ``template``'s shapes and shardings.
+
+    Damaged newer checkpoints are skipped with a warning naming each; ``None`` when the
+    store holds no checkpoint at all.
+    """
+    if store.latest_step() is None:
+        return None
+    found = store.restore_latest_intact(template)
+    if found is None:
+        raise DamagedCheckpoint(f"Every checkpoint in {store.directory} is damaged "
+                                f"(steps {store.all_steps()}); delete them or start the run in "
+                                f"another train.workdir.")
+    newer = [step for step in store.all_steps() if step > found[0]]
+    if newer:
+        aside = store.directory.parent / "damaged_checkpoints"
+        store.set_aside(newer, aside)
+        warnings.warn(f"Resuming from step {found[0]}; the damaged checkpoints of steps {newer} "
+                      f"were moved to {aside}.", RuntimeWarning, stacklevel=2)
+    return found
 
 
 def sample_batch(clouds: PointClouds, step: int, batch_size: int, seed: int,
                  bucket: int = 0) -> Batch:
     """The batch of ``step``: a function of ``(seed, step)`` only, so resuming is exact.
 
-    Padding is cropped to the batch's largest cloud rounded up to a multiple of ``bucket``
-    (a few distinct lengths, hence few compilations, and much less padded OT work).
+    Padding is cropped by :func:`~wormhole.data.padding.bucket_length` (a few distinct
+    lengths, hence few compilations, and much less padded OT work).
     """
     rng = np.random.default_rng((seed, step))
     index = np.sort(rng.choice(len(clouds), batch_size, replace=False))
-    length = clouds.length
-    if bucket:
-        length = min(length, int(math.ceil(clouds.sizes[index].max() / bucket)) * bucket)
+    length = bucket_length(int(clouds.sizes[index].max()), bucket, clouds.length)
     return Batch(clouds.points[index, :length], clouds.weights[index, :length])
 
 
-def batch_sharding(batch_size: int) -> jax.sharding.NamedSharding | None:
-    """Shard the batch axis over all devices (``None`` on one device).
-
-    Parameters stay replicated; XLA inserts the collectives the in-batch pairs need.
-    """
-    devices = jax.devices()
-    if len(devices) == 1:
-        return None
-    if batch_size % len(devices):
-        raise ConfigError(f"train.batch_size ({batch_size}) must be divisible by the number "
-                          f"of devices ({len(devices)}) for data-parallel training.")
-    mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
-
-
-# --------------------------------------------------------------------------- the step
-
-
-def _translated(points, weights, shift):
-    return jnp.where(weights[..., None] > 0, points + shift, 0.0)
+# --------------------------------------------------------------------------- the steps
 
 
 def make_train_step(model: WormholeModel, target_spec: OTSpec,
                     reconstruction_spec: OTSpec | None, loss: LossConfig,
                     distance_kind: str, rotate: bool) -> Callable:
-    """The pure step ``(state, batch) -> (state, metrics)``; jit it with the state donated."""
-    scale_power = _SCALING_EXPONENT.get(target_spec.kind, 2)
+    """The pure step ``(state, batch) -> (state, metrics)``; jit it with the state donated.
+
+    Metrics hold each loss term, ``batch_pearson``, ``target_hit_cap``, ``grad_norm`` and
+    ``params_finite`` (1 when every updated parameter is finite), which the divergence rule
+    reads before anything of the step is saved.
+    """
     # The input clouds' self terms of the reconstruction divergence are the targets' own
     # when both use the same distance: solve them once.
     reuse_self_terms = reconstruction_spec == target_spec and target_spec.debiased
+    weights = {name: getattr(loss, name) for name in LOSS_TERMS}
+    active = [name for name, weight in weights.items() if weight > 0 or name == "stress"]
 
     def step(state: TrainState, batch: Batch):
         key = jax.random.fold_in(state.rng, state.step)
         k_rot, k_drop, k_shift, k_scale = jax.random.split(key, 4)
-        points, weights = batch
+        points, mass = batch
         size, dim = points.shape[0], points.shape[-1]
         if rotate:
-            points = rotate_clouds(points, random_rotations(k_rot, size, dim), weights)
+            points = rotate_clouds(points, random_rotations(k_rot, size, dim), mass)
         # Targets need no gradient: they are constants of this step.
         targets = jax.lax.stop_gradient(
-            pairwise_distances(points, weights, target_spec, validate=False))
+            pairwise_distances(points, mass, target_spec, validate=False))
         first, second = np.triu_indices(size, 1)
 
         def encode(params, x):
-            return model.apply({"params": params}, x, weights, deterministic=False,
+            return model.apply({"params": params}, x, mass, deterministic=False,
                                method=WormholeModel.encode, rngs={"dropout": k_drop})
+
+        def decode(params, emb):
+            return model.apply({"params": params}, emb, deterministic=False,
+                               method=WormholeModel.decode, rngs={"dropout": k_drop})
 
         def pair_distances(emb):
             return embedding_distance(emb[first], emb[second], distance_kind)
 
         def loss_fn(params):
             emb = encode(params, points)
-            dist = pair_distances(emb)
-            terms = {"stress": stress_loss(dist, targets.values)}
-            aux = {}
-            if loss.reconstruction > 0:
-                decoded = model.apply({"params": params}, emb, deterministic=False,
-                                      method=WormholeModel.decode, rngs={"dropout": k_drop})
-                uniform = jnp.full(decoded.shape[:2], 1.0 / decoded.shape[1])
-                reuse = targets.self_values if reuse_self_terms else None
-                rec = paired_distances(points, weights, decoded, uniform, reconstruction_spec,
-                                       validate=False, x_self=reuse)
-                terms["reconstruction"] = reconstruction_loss(rec.values)
-                aux["reconstruction_hit_cap"] = rec.hit_cap_fraction
-            if loss.translation > 0:
-                shift = 0.1 * jax.random.normal(k_shift, (dim,))
-                moved = pair_distances(encode(params, _translated(points, weights, shift)))
-                terms["translation"] = translation_loss(dist, moved)
-            if loss.scaling > 0:
-                factor = jax.random.uniform(k_scale, (), minval=0.5, maxval=1.5)
-                scaled = pair_distances(encode(params, points * factor))
-                terms["scaling"] = scaling_loss(dist, scaled, factor ** scale_power)
-            total = sum(getattr(loss, name) * value for name, value in terms.items())
-            return total, (terms, aux, dist)
+            arrays = StepArrays(params, points, mass, targets, pair_distances(emb), emb,
+                                {"shift": k_shift, "scale": k_scale}, encode, decode,
+                                pair_distances, reconstruction_spec, reuse_self_terms,
+                                target_spec.record.scaling_power)
+            terms, extra = {}, {}
+            for name in active:
+                terms[name], more = LOSS_TERMS[name](arrays)
+                extra.update(more)
+            total = sum(weights[name] * value for name, value in terms.items())
+            return total, (terms, extra, arrays.distances)
 
-        (total, (terms, aux, dist)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (total, (terms, extra, dist)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params)
         state = state.apply_gradients(grads=grads)
-        metrics = {"loss": total, **terms, **aux,
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf))
+                                    for leaf in jax.tree.leaves(state.params)]))
+        metrics = {"loss": total, **terms, **extra,
                    "batch_pearson": pearson(dist, targets.values),
                    "target_hit_cap": targets.hit_cap_fraction,
-                   "grad_norm": optax.global_norm(grads)}
+                   "grad_norm": optax.global_norm(grads),
+                   "params_finite": finite.astype(jnp.float32)}
         return state, metrics
 
     return step
 
 
-# --------------------------------------------------------------------------- evaluation
-
-
-class HeldOutPairs:
-    """Fixed random pairs of test clouds with OT targets computed once, at the start."""
-
-    def __init__(self, model: WormholeModel, test: PointClouds, spec: OTSpec, num_pairs: int,
-                 distance_kind: str, seed: int, chunk: int = 256):
-        rng = np.random.default_rng((seed, 7))
-        n = len(test)
-        first = rng.integers(0, n, num_pairs)
-        second = (first + rng.integers(1, n, num_pairs)) % n  # never a cloud with itself
-        self.first, self.second = first, second
-        self.test, self.model, self.kind, self.chunk = test, model, distance_kind, chunk
-        solve = jax.jit(lambda x, a, y, b: paired_distances(x, a, y, b, spec).values)
-        self.targets = np.concatenate([
-            np.asarray(solve(test.points[first[s:s + chunk]], test.weights[first[s:s + chunk]],
-                             test.points[second[s:s + chunk]], test.weights[second[s:s + chunk]]))
-            for s in range(0, num_pairs, chunk)])
-        self._encode = jax.jit(lambda params, x, a: model.apply(
-            {"params": params}, x, a, method=WormholeModel.encode))
-
-    def embed(self, params) -> np.ndarray:
-        return np.concatenate([
-            np.asarray(self._encode(params, self.test.points[s:s + self.chunk],
-                                    self.test.weights[s:s + self.chunk]))
-            for s in range(0, len(self.test), self.chunk)])
-
-    def __call__(self, params) -> dict:
-        emb = self.embed(params)
-        pred = np.asarray(embedding_distance(emb[self.first], emb[self.second], self.kind))
-        return {"test_pearson": float(np.corrcoef(pred, self.targets)[0, 1]),
-                "test_spearman": float(stats.spearmanr(pred, self.targets).statistic),
-                "test_stress": float(np.mean((pred - self.targets) ** 2))}
+def make_evaluator(config: Config, model: WormholeModel, dataset: Dataset,
+                   target_spec: OTSpec) -> HeldOutPairs | None:
+    """The eval step on the run's test clouds (``None`` without at least two of them)."""
+    if dataset.test is None or len(dataset.test) < 2:
+        return None
+    return HeldOutPairs(model, dataset.test, target_spec, config.eval.num_pairs,
+                        config.model.embedding_distance, config.train.seed,
+                        bucket=config.train.length_bucket or 32)
 
 
 # --------------------------------------------------------------------------- the loop
-
-
-_RUN_SECTIONS = ("data", "model", "ot", "loss")
-
-
-def _check_same_run(stored: dict, config: Config, workdir: Path) -> None:
-    """Resuming is only sound when what defines the network and its targets is unchanged.
-
-    A key missing from the stored config (a setting added in a later version) counts as its
-    default.
-    """
-    current, defaults = config_to_dict(config), config_to_dict(config_from_dict({}))
-    for section in _RUN_SECTIONS:
-        for key, value in current[section].items():
-            old = stored.get(section, {}).get(key, defaults[section][key])
-            if old != value:
-                raise ConfigError(
-                    f"{workdir} holds a run with {section}.{key}={old!r}, but this config has "
-                    f"{value!r}. Resume with the same {section} settings, or start a new run "
-                    f"with a different train.workdir (or delete the old run).")
-    seed = stored.get("train", {}).get("seed")
-    if seed != config.train.seed:
-        raise ConfigError(f"{workdir} holds a run with train.seed={seed}, but this config has "
-                          f"{config.train.seed}; use another train.workdir.")
-
-
-def _append_jsonl(path: Path, record: dict) -> None:
-    with path.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
-
-
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop records logged after the checkpoint we resume from (they will be redone)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= last_step]
-    path.write_text("".join(line + "\n" for line in kept))
 
 
 def _mean_metrics(records: Sequence[dict]) -> dict:
     return {k: float(np.mean([r[k] for r in records])) for k in records[0]}
 
 
-def _check_finite(records: Sequence[dict], first_step: int, last_good: int | None,
-                  store_dir: Path | None) -> None:
-    for offset, record in enumerate(records):
-        if not math.isfinite(record["loss"]):
-            terms = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "loss")
-            kept = (f"The last good checkpoint (step {last_good}) is kept in {store_dir}."
-                    if last_good is not None else "No checkpoint had been written yet.")
+class _Progress:
+    """The periodic actions of the loop that report: metrics records, evaluation, warnings."""
+
+    def __init__(self, config: Config, writer: MetricsWriter, guard: DivergenceGuard,
+                 store: CheckpointStore | None, last_saved: int | None, bar):
+        self.config, self.writer, self.guard, self.store = config, writer, guard, store
+        self.last_saved, self.bar = last_saved, bar
+        self.schedule = learning_rate_schedule(config.train)
+        self.history: list[dict] = []
+        self.pending: list = []
+        self.train_seconds, self.train_steps = 0.0, 0
+        self.tick = time.perf_counter()
+        self.warned_cap = False
+
+    def pause(self, state=None) -> None:
+        """Stop the training clock (evaluation and checkpoints are not training time),
+        after the steps dispatched so far have finished."""
+        if state is not None:
+            jax.block_until_ready(state)
+        self.train_seconds += time.perf_counter() - self.tick
+
+    def resume(self) -> None:
+        self.tick = time.perf_counter()
+
+    def write(self, record: dict) -> None:
+        self.writer.write(record)
+        self.history.append(record)
+
+    def flush(self, done: int) -> None:
+        """Check and log the pending steps' metrics; raise on divergence."""
+        records = [{k: float(v) for k, v in m.items()} for m in jax.device_get(self.pending)]
+        self.pause()
+        first = done - len(records)
+        failure = self.guard.first_failure(records)
+        if failure is not None:
+            index, reason = failure
+            if index:
+                self.write({"step": first + index, **_mean_metrics(records[:index])})
+            kept = (f"The last good checkpoint (step {self.last_saved}) is kept in "
+                    f"{self.store.directory}." if self.last_saved is not None
+                    else "No checkpoint had been written.")
             raise TrainingDiverged(
-                f"Training stopped at step {first_step + offset + 1}: the loss is "
-                f"{record['loss']} ({terms}). {kept} Try a lower train.learning_rate, "
-                f"train.grad_clip, or a larger ot.epsilon.")
+                f"Training stopped at step {first + index + 1}: {reason}. {kept} Try a lower "
+                f"train.learning_rate, train.grad_clip, or a larger ot.epsilon.")
+        record = {"step": done, **_mean_metrics(records),
+                  "learning_rate": float(self.schedule(done - 1)),
+                  "steps_per_s": len(records) / max(self.train_seconds, 1e-9)}
+        self.pending, self.train_seconds = [], 0.0
+        self.write(record)
+        self._warn_about_cap(record)
+        self.bar.set_postfix({k: f"{record[k]:.3g}" for k in
+                              ("loss", "stress", "reconstruction", "batch_pearson",
+                               "steps_per_s") if k in record}, refresh=False)
+        self.resume()
+
+    def _warn_about_cap(self, record: dict) -> None:
+        if self.warned_cap or record["target_hit_cap"] <= HIT_CAP_WARNING:
+            return
+        self.warned_cap = True
+        message = (f"{100 * record['target_hit_cap']:.0f}% of the OT target solves stopped at "
+                   f"the iteration cap (ot.max_iterations) by step {record['step']}: the targets "
+                   f"are not converged. Raise ot.max_iterations (or leave it unset), or raise "
+                   f"ot.epsilon.")
+        self.bar.write(f"WARNING: {message}")
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def evaluate(self, evaluator: HeldOutPairs, params, done: int) -> None:
+        self.pause(params)
+        started = time.perf_counter()
+        record = {"step": done, **evaluator(params),
+                  "eval_seconds": time.perf_counter() - started}
+        self.write(record)
+        self.bar.write(f"step {done}: " + ", ".join(
+            f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
+        self.resume()
 
 
 def train_and_evaluate(config: Config, dataset: Dataset | None = None,
@@ -352,105 +363,83 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
       and the logged metric records.
     """
     workdir = config.workdir.expanduser().resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    cfg_train = config.train
+    cfg = config.train
     dataset = dataset if dataset is not None else load_dataset(config.data)
     train = dataset.train
-    if len(train) < cfg_train.batch_size:
-        raise ConfigError(f"train.batch_size ({cfg_train.batch_size}) is larger than the "
+    if len(train) < cfg.batch_size:
+        raise ConfigError(f"train.batch_size ({cfg.batch_size}) is larger than the "
                           f"{len(train)} training clouds; lower train.batch_size.")
     if config.loss.scaling > 0 and config.ot.cost is not None:
         raise ConfigError("loss.scaling needs a known scaling law, which a custom ot.cost "
                           "does not have; set loss.scaling=0.")
-
-    store = None
-    if config.checkpoint.enabled:
-        store = CheckpointStore(workdir / CHECKPOINT_DIR, keep=config.checkpoint.keep)
-    latest = store.latest_step() if store else None
-    if latest is not None:
-        stored = store.restore_meta(latest)
-        _check_same_run(stored["config"], config, workdir)
-        cost_scale = float(stored["cost_scale"])
-        spec = ModelSpec.from_dict(stored["model_spec"])
-    else:
-        cost_scale = config.ot.cost_scale or estimate_cost_scale(
-            train.points, train.weights, config.ot.kind, cost=config.ot.cost,
-            seed=config.data.seed)
-        spec = resolve_model_spec(config, train)
+    sharding = batch_sharding(cfg.batch_size)
+    record = data_record(config, dataset)
+    workdir.mkdir(parents=True, exist_ok=True)
+    store = CheckpointStore(workdir / CHECKPOINT_DIR, keep=config.checkpoint.keep) \
+        if config.checkpoint.enabled else None
+    stored = None
+    if store is not None and store.latest_step() is not None:
+        intact = store.latest_intact_step()
+        if intact is None:
+            raise DamagedCheckpoint(f"Every checkpoint in {store.directory} is damaged (steps "
+                                    f"{store.all_steps()}); delete them or start the run in "
+                                    f"another train.workdir.")
+        stored = store.restore_meta(intact)
+        check_resume(stored, config, record, workdir)
+    cost_scale = stored.cost_scale if stored else resolve_cost_scale(config, train)
+    spec = ModelSpec.from_dict(stored.model_spec) if stored else \
+        resolve_model_spec(config, train)
     save_config(config, workdir / "config.yaml")
 
     model = build_model(config.model, spec)
     target_spec = OTSpec.from_config(config.ot, cost_scale=cost_scale)
     rec_spec = OTSpec.from_config(config.ot, cost_scale=cost_scale, decoder=True) \
         if spec.decoder_points else None
-    state = create_train_state(model, make_optimizer(cfg_train), train, cfg_train.seed)
-    metrics_path = workdir / "metrics.jsonl"
-    if latest is not None:
-        state, _ = store.restore(latest, target=state)
-        _truncate_metrics(metrics_path, latest)
-    elif metrics_path.exists():
-        metrics_path.unlink()  # a fresh run: old metrics belong to a run that is gone
-
-    meta = {"config": config_to_dict(config), "normalization": dataset.normalization.to_dict(),
-            "cost_scale": cost_scale, "model_spec": spec.to_dict(),
-            "num_train": len(train), "format": 1}
+    state = create_train_state(model, make_optimizer(cfg), train, cfg.seed, sharding.mesh)
+    writer = MetricsWriter(workdir, cfg.tensorboard)
+    restored = restore_train_state(store, state) if stored is not None else None
+    if restored is not None:
+        latest, state, _ = restored
+        truncate_metrics(writer.path, latest)
+    else:
+        latest = None
+        writer.path.unlink(missing_ok=True)  # a fresh run: old metrics belong to a run gone
+    meta = RunMeta(config_to_dict(config), dataset.normalization.to_dict(), cost_scale,
+                   spec.to_dict(), record)
     step_fn = jax.jit(make_train_step(model, target_spec, rec_spec, config.loss,
                                       config.model.embedding_distance, config.data.rotate),
                       donate_argnums=0)
-    sharding = batch_sharding(cfg_train.batch_size)
-    evaluator = None
-    if dataset.test is not None and len(dataset.test) >= 2:
-        evaluator = HeldOutPairs(model, dataset.test, target_spec, config.eval.num_pairs,
-                                 config.model.embedding_distance, cfg_train.seed)
+    evaluator = make_evaluator(config, model, dataset, target_spec)
 
-    schedule = learning_rate_schedule(cfg_train)
     start = int(state.step)
-    history: list[dict] = []
-    pending: list[dict] = []
-    last_good = latest
-    tick, tick_step = time.perf_counter(), start
-    bar = tqdm(total=cfg_train.steps, initial=start, disable=not progress, desc=config.name,
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=config.name,
                dynamic_ncols=True)
+    report = _Progress(config, writer, DivergenceGuard(cfg.divergence_factor), store, latest,
+                       bar)
     try:
-        for step in range(start, cfg_train.steps):
-            batch = sample_batch(train, step, cfg_train.batch_size, cfg_train.seed,
-                                 cfg_train.length_bucket)
-            if sharding is not None:
-                batch = jax.device_put(batch, sharding)
+        for step in range(start, cfg.steps):
+            batch = jax.device_put(sample_batch(train, step, cfg.batch_size, cfg.seed,
+                                                cfg.length_bucket), sharding)
             state, metrics = step_fn(state, batch)
-            pending.append(metrics)
+            report.pending.append(metrics)
             done = step + 1
-            save_now = store is not None and (done % config.checkpoint.every == 0
-                                              or done == cfg_train.steps)
-            if done % cfg_train.log_every == 0 or done == cfg_train.steps or save_now:
-                records = [{k: float(v) for k, v in m.items()} for m in jax.device_get(pending)]
-                _check_finite(records, done - len(records), last_good,
-                              store.directory if store else None)
-                now = time.perf_counter()
-                record = {"step": done, **_mean_metrics(records),
-                          "learning_rate": float(schedule(done - 1)),
-                          "steps_per_s": (done - tick_step) / max(now - tick, 1e-9)}
-                tick, tick_step, pending = now, done, []
-                _append_jsonl(metrics_path, record)
-                history.append(record)
-                bar.set_postfix({k: f"{record[k]:.3g}" for k in
-                                 ("loss", "stress", "reconstruction", "batch_pearson",
-                                  "steps_per_s") if k in record}, refresh=False)
-            if evaluator is not None and (done % cfg_train.eval_every == 0
-                                          or done == cfg_train.steps):
-                record = {"step": done, **evaluator(state.params)}
-                _append_jsonl(metrics_path, record)
-                history.append(record)
-                bar.write(f"step {done}: " + ", ".join(
-                    f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
+            last = done == cfg.steps
+            save_now = store is not None and (done % config.checkpoint.every == 0 or last)
+            if done % cfg.log_every == 0 or last or save_now:
+                report.flush(done)  # checks the steps before anything of them is saved
+            if evaluator is not None and (done % cfg.eval_every == 0 or last):
+                report.evaluate(evaluator, state.params, done)
             if save_now:
+                report.pause(state)
                 store.save(done, state, meta)
-                last_good = done
+                report.last_saved = done
+                report.resume()
             bar.update(1)
             for callback in callbacks:
                 callback(done, metrics)
     finally:
         bar.close()
+        writer.close()
         if store is not None:
             store.close()
-    return TrainOutput(state, meta, workdir, history)
+    return TrainOutput(state, meta, workdir, report.history)

@@ -30,6 +30,12 @@ class ModelSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def require_decoder(self) -> None:
+        """Raise the one error for decoding with a model trained without a decoder."""
+        if self.decoder_points == 0:
+            raise ValueError("This model was trained without a decoder (loss.reconstruction "
+                             "= 0), so it cannot decode.")
+
     @classmethod
     def from_dict(cls, data: dict) -> ModelSpec:
         def as_tuple(v):
@@ -81,9 +87,7 @@ class WormholeModel(nn.Module):
 
     def decode(self, emb: jnp.ndarray, deterministic: bool = True) -> jnp.ndarray:
         """``[B, emb_dim]`` -> decoded clouds ``[B, decoder_points, d]`` (uniform weights)."""
-        if self.spec.decoder_points == 0:
-            raise ValueError("This model was trained without a decoder "
-                             "(loss.reconstruction = 0), so it cannot decode.")
+        self.spec.require_decoder()
         return self.decoder(emb, deterministic)
 
     def __call__(self, points, weights, deterministic: bool = True):

@@ -6,6 +6,7 @@ over (it is never traced), so one spec gives one compiled program per input shap
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -15,10 +16,27 @@ from ott.geometry import costs
 from wormhole.ot.costs import CostLike, resolve_cost
 from wormhole.ot.kinds import KINDS, get_kind
 
-__all__ = ["BATCHING", "OTSpec", "SOLVERS"]
+__all__ = ["BATCHING", "OTSpec", "SOLVERS", "default_max_iterations"]
 
 BATCHING = ("auto", "vmap", "sequential")
 SOLVERS = ("sinkhorn", "sorting")
+
+
+def default_max_iterations(epsilon: float) -> int:
+    """The Sinkhorn iteration cap for ``epsilon`` (in units of the scaled cost).
+
+    Sinkhorn needs a number of iterations growing like ``1 / epsilon`` on costs of order
+    one (the cost scale makes them so), so a fixed cap that suits ``epsilon = 0.01`` stops
+    most solves at ``1e-3`` far from convergence. The cap is ``10 / epsilon``, at least 200:
+    on 16 digits clouds (W2, threshold 1e-3) the fraction of solves at the cap was 98% at
+    ``epsilon = 1e-3`` with the old fixed cap of 200, 2% with 3,000 and none with 10,000;
+    65% at ``3e-3`` with 200 and none with 1,000. Solves stop on the threshold, so a high
+    cap costs time only where a solve needs it.
+    """
+    return max(200, int(math.ceil(_ITERATIONS_PER_INVERSE_EPSILON / epsilon)))
+
+
+_ITERATIONS_PER_INVERSE_EPSILON = 10.0
 
 
 @dataclass(frozen=True)
@@ -142,7 +160,8 @@ class OTSpec:
             kind = ot.decoder_kind or kind
             epsilon = ot.decoder_epsilon or epsilon
         return cls(kind=kind, epsilon=epsilon, cost_scale=cost_scale, threshold=ot.threshold,
-                   max_iterations=ot.max_iterations, lse_mode=ot.lse_mode, cost=ot.cost,
+                   max_iterations=ot.max_iterations or default_max_iterations(epsilon),
+                   lse_mode=ot.lse_mode, cost=ot.cost,
                    differentiation=ot.differentiation,
                    outer_iterations=ot.outer_iterations, outer_threshold=ot.outer_threshold,
                    batching=ot.batching, solver=ot.solver)

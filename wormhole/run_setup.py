@@ -1,0 +1,104 @@
+"""Setting up a run before its first step: data facts, cost scale, model spec, resume checks.
+
+Each is a named function so that benchmarks and the API reuse them instead of rebuilding
+them (see :func:`wormhole.trainer.train_and_evaluate` for the order they are called in).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from wormhole.checkpoint import DataRecord, RunMeta
+from wormhole.config import Config, ConfigError, config_from_dict, config_to_dict
+from wormhole.data import Dataset, PointClouds
+from wormhole.models import ModelSpec
+from wormhole.ot import estimate_cost_scale, get_kind
+
+__all__ = ["RUN_SECTIONS", "check_resume", "data_fingerprint", "data_record",
+           "resolve_cost_scale", "resolve_model_spec"]
+
+# What defines the network and its targets: a resume must not change any of it.
+RUN_SECTIONS = ("data", "model", "ot", "loss")
+
+
+def _update_with_clouds(digest, clouds: PointClouds) -> None:
+    for array in (clouds.points, clouds.weights, clouds.sizes):
+        digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(str(array.shape).encode())
+    if clouds.labels is not None:
+        digest.update(np.ascontiguousarray(clouds.labels).tobytes())
+
+
+def data_fingerprint(dataset: Dataset) -> str:
+    """A short SHA-256 of the prepared train and test clouds (coordinates, weights, labels)."""
+    digest = hashlib.sha256()
+    _update_with_clouds(digest, dataset.train)
+    digest.update(b"|test|")
+    if dataset.test is not None:
+        _update_with_clouds(digest, dataset.test)
+    return digest.hexdigest()[:16]
+
+
+def data_record(config: Config, dataset: Dataset) -> DataRecord:
+    """What the run's metadata says about its data."""
+    data = config.data
+    where = f"loader '{data.name}'" + (f" reading {data.path}" if data.path else "")
+    return DataRecord(f"{where}, split {data.split}", data_fingerprint(dataset),
+                      len(dataset.train), 0 if dataset.test is None else len(dataset.test))
+
+
+def resolve_cost_scale(config: Config, train: PointClouds) -> float:
+    """``ot.cost_scale`` when set, else estimated once from the training clouds."""
+    if config.ot.cost_scale:
+        return float(config.ot.cost_scale)
+    return float(estimate_cost_scale(train.points, train.weights, config.ot.kind,
+                                     cost=config.ot.cost, seed=config.data.seed))
+
+
+def resolve_model_spec(config: Config, train: PointClouds) -> ModelSpec:
+    """Data-dependent model facts: dimension, decoder size, decoder output box.
+
+    GW embeddings are defined up to rigid motions, so their decoder gets no output box.
+    """
+    if config.loss.reconstruction > 0:
+        points = config.model.decoder_points or max(int(np.median(train.sizes)), 1)
+    else:
+        points = 0
+    low = high = None
+    if not get_kind(config.ot.kind).quadratic:
+        real = train.points[train.weights > 0]
+        low = tuple(float(v) for v in real.min(axis=0))
+        high = tuple(float(v) for v in real.max(axis=0))
+    return ModelSpec(train.dim, points, low, high)
+
+
+def check_resume(stored: RunMeta, config: Config, record: DataRecord, workdir: Path) -> None:
+    """Refuse to resume when what defines the network, its targets or its data changed.
+
+    A key missing from the stored config (a setting added in a later version) counts as its
+    default. A run written before data fingerprints were stored is resumed without that check.
+    """
+    current, defaults = config_to_dict(config), config_to_dict(config_from_dict({}))
+    for section in RUN_SECTIONS:
+        for key, value in current[section].items():
+            old = stored.config.get(section, {}).get(key, defaults[section][key])
+            if old != value:
+                raise ConfigError(
+                    f"{workdir} holds a run with {section}.{key}={old!r}, but this config has "
+                    f"{value!r}. Resume with the same {section} settings, or start a new run "
+                    f"with a different train.workdir (or delete the old run).")
+    seed = stored.config.get("train", {}).get("seed")
+    if seed != config.train.seed:
+        raise ConfigError(f"{workdir} holds a run with train.seed={seed}, but this config has "
+                          f"{config.train.seed}; use another train.workdir.")
+    old = stored.data
+    if old.fingerprint is not None and old.fingerprint != record.fingerprint:
+        raise ConfigError(
+            f"{workdir} holds a run trained on other clouds: data fingerprint {old.fingerprint} "
+            f"({old.num_train} train / {old.num_test} test clouds, {old.description}), but "
+            f"these clouds have fingerprint {record.fingerprint} ({record.num_train} train / "
+            f"{record.num_test} test). Resume with the same clouds, or use another "
+            f"train.workdir.")
