@@ -120,12 +120,19 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path, tiny_d
 
 
 def test_parameters_that_become_nan_stop_the_run_before_any_checkpoint(tmp_path, tiny_data):
-    config = tiny(tmp_path / "run", train={"learning_rate": 1e6, "warmup_steps": 0,
-                                           "grad_clip": None},
+    # Finite parameters so large that every cloud encodes to NaN: no checkpoint of them.
+    config = tiny(tmp_path / "run", train={"learning_rate": 1e6, "warmup_steps": 0},
                   checkpoint={"every": 1})
-    with pytest.raises(TrainingDiverged, match=r"step 1: the updated parameters contain NaN"):
+    with pytest.raises(TrainingDiverged, match=r"step 1: the parameters after it encode the "
+                                               r"batch to NaN"):
         train_and_evaluate(config, tiny_data, progress=False)
     assert not list((tmp_path / "run" / "checkpoints").glob("[0-9]*"))
+    # Parameters that are themselves NaN are caught by the step's own check.
+    nan_config = tiny(tmp_path / "nan", train={"learning_rate": 1e39, "warmup_steps": 0,
+                                               "grad_clip": None}, checkpoint={"every": 1})
+    with pytest.raises(TrainingDiverged, match=r"step 1: the updated parameters contain NaN"):
+        train_and_evaluate(nan_config, tiny_data, progress=False)
+    assert not list((tmp_path / "nan" / "checkpoints").glob("[0-9]*"))
 
 
 def test_the_divergence_rule_catches_non_finite_values_and_runaway_growth():

@@ -60,6 +60,7 @@ __all__ = [
     "learning_rate_schedule",
     "make_evaluator",
     "make_optimizer",
+    "make_output_check",
     "make_train_step",
     "resolve_model_spec",
     "restore_train_state",
@@ -253,6 +254,23 @@ def make_train_step(model: WormholeModel, target_spec: OTSpec,
     return step
 
 
+def make_output_check(model: WormholeModel) -> Callable:
+    """``(params, batch) -> bool``: the network's embeddings (and decoded clouds) of the batch
+    are all finite. Run before each checkpoint: finite parameters can still be so large that
+    every cloud encodes to NaN."""
+
+    def finite(params, batch: Batch):
+        emb = model.apply({"params": params}, batch.points, batch.weights,
+                          method=WormholeModel.encode)
+        ok = jnp.all(jnp.isfinite(emb))
+        if model.spec.decoder_points:
+            decoded = model.apply({"params": params}, emb, method=WormholeModel.decode)
+            ok &= jnp.all(jnp.isfinite(decoded))
+        return ok
+
+    return jax.jit(finite)
+
+
 def make_evaluator(config: Config, model: WormholeModel, dataset: Dataset,
                    target_spec: OTSpec) -> HeldOutPairs | None:
     """The eval step on the run's test clouds (``None`` without at least two of them)."""
@@ -284,6 +302,12 @@ class _Progress:
         self.tick = time.perf_counter()
         self.warned_cap = False
 
+    def kept(self) -> str:
+        if self.last_saved is None:
+            return "No checkpoint had been written."
+        return (f"The last good checkpoint (step {self.last_saved}) is kept in "
+                f"{self.store.directory}.")
+
     def pause(self, state=None) -> None:
         """Stop the training clock (evaluation and checkpoints are not training time),
         after the steps dispatched so far have finished."""
@@ -308,12 +332,9 @@ class _Progress:
             index, reason = failure
             if index:
                 self.write({"step": first + index, **_mean_metrics(records[:index])})
-            kept = (f"The last good checkpoint (step {self.last_saved}) is kept in "
-                    f"{self.store.directory}." if self.last_saved is not None
-                    else "No checkpoint had been written.")
             raise TrainingDiverged(
-                f"Training stopped at step {first + index + 1}: {reason}. {kept} Try a lower "
-                f"train.learning_rate, train.grad_clip, or a larger ot.epsilon.")
+                f"Training stopped at step {first + index + 1}: {reason}. {self.kept()} Try a "
+                f"lower train.learning_rate, train.grad_clip, or a larger ot.epsilon.")
         record = {"step": done, **_mean_metrics(records),
                   "learning_rate": float(self.schedule(done - 1)),
                   "steps_per_s": len(records) / max(self.train_seconds, 1e-9)}
@@ -410,6 +431,7 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
                                       config.model.embedding_distance, config.data.rotate),
                       donate_argnums=0)
     evaluator = make_evaluator(config, model, dataset, target_spec)
+    outputs_finite = make_output_check(model)
 
     start = int(state.step)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=config.name,
@@ -431,6 +453,11 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
                 report.evaluate(evaluator, state.params, done)
             if save_now:
                 report.pause(state)
+                if not bool(outputs_finite(state.params, batch)):
+                    raise TrainingDiverged(
+                        f"Training stopped at step {done}: the parameters after it encode the "
+                        f"batch to NaN or infinite values, so no checkpoint of it was written. "
+                        f"{report.kept()} Try a lower train.learning_rate or train.grad_clip.")
                 store.save(done, state, meta)
                 report.last_saved = done
                 report.resume()
