@@ -226,9 +226,33 @@ def test_resume_check_counts_a_setting_missing_from_an_older_run_as_its_default(
         check_resume(RunMeta(stored, {}, 1.0, {}, data), config, data, tmp_path)
 
 
+def _tensorboard_scalars(directory) -> dict:
+    """``{tag: [(step, value), ...]}`` read from the TFRecord-framed event files."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict = {}
+    for path in directory.glob("events.out.tfevents.*"):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset:offset + 8])
+            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
 def test_run_directory_holds_config_metrics_and_loadable_checkpoint(tmp_path, tiny_data):
-    out = train_and_evaluate(tiny(tmp_path / "run"), tiny_data, progress=False)
-    assert load_config(tmp_path / "run" / "config.yaml") == tiny(tmp_path / "run")
+    config = tiny(tmp_path / "run", train={"tensorboard": True})
+    out = train_and_evaluate(config, tiny_data, progress=False)
+    assert load_config(tmp_path / "run" / "config.yaml") == config
+    # The same records reach TensorBoard's event files.
+    board = _tensorboard_scalars(tmp_path / "run" / "tensorboard")
+    assert [step for step, _ in board["loss"]] == [2, 4, 6]
+    assert [step for step, _ in board["test_pearson"]] == [3, 6]
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert {"loss", "stress", "reconstruction", "batch_pearson", "target_hit_cap",
             "steps_per_s"} <= set(records[0])

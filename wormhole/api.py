@@ -27,6 +27,7 @@ from wormhole.config import (
     load_config,
 )
 from wormhole.data import Dataset, PointClouds, load_clouds, prepare_dataset
+from wormhole.data.inputs import as_point_clouds
 from wormhole.data.loaders.files import save_clouds_npz
 from wormhole.inference import Wormhole, from_meta
 from wormhole.trainer import train_and_evaluate
@@ -96,9 +97,9 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
     resolved = resolve_config(config, overrides)
     if workdir is not None:
         resolved = resolve_config(resolved, {"train.workdir": str(workdir)})
-    train_set = _as_point_clouds(clouds, weights, labels)
-    test_set = None if test_clouds is None else _as_point_clouds(test_clouds, test_weights,
-                                                                 test_labels)
+    train_set = as_point_clouds(clouds, weights, labels)
+    test_set = None if test_clouds is None else as_point_clouds(test_clouds, test_weights,
+                                                                test_labels)
     selected = prepare_dataset(train_set, replace(resolved.data, normalize="none"), test_set)
     data_file = resolved.workdir.expanduser().resolve() / "data" / "clouds.npz"
     run_config = resolve_config(resolved, {
@@ -123,12 +124,6 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
     else:
         incoming.replace(data_file)
     return _finish(train_and_evaluate(run_config, dataset, progress=progress))
-
-
-def _as_point_clouds(clouds, weights, labels) -> PointClouds:
-    if isinstance(clouds, PointClouds):
-        return clouds
-    return PointClouds.from_list(clouds, weights, labels=labels)
 
 
 def _with_split(train: PointClouds, test: PointClouds | None) -> PointClouds:

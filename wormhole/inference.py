@@ -17,6 +17,7 @@ import numpy as np
 from wormhole.checkpoint import CheckpointStore, DamagedCheckpoint, RunMeta, find_checkpoint_dir
 from wormhole.config import Config, config_from_dict
 from wormhole.data import Normalization, PointClouds, subsample_clouds
+from wormhole.data.inputs import as_point_clouds
 from wormhole.models import ModelSpec, WormholeModel, build_model, embedding_distance
 from wormhole.models.encoding import encode_in_chunks
 from wormhole.ot import get_kind
@@ -24,21 +25,6 @@ from wormhole.ot import get_kind
 __all__ = ["Wormhole", "from_meta", "load"]
 
 _BUCKET = 32  # encoder padding is cropped to a multiple of this
-
-
-def _as_clouds(clouds, weights, what: str = "cloud") -> PointClouds:
-    """Accept PointClouds, a list of ``[n_i, d]`` arrays, or a padded ``[N, n, d]`` array."""
-    if isinstance(clouds, PointClouds):
-        if weights is not None:
-            raise ValueError("Pass weights inside the PointClouds, not separately.")
-        return clouds
-    if isinstance(clouds, np.ndarray | jax.Array) and np.ndim(clouds) == 3:
-        return PointClouds.from_padded(np.asarray(clouds), None if weights is None
-                                       else np.asarray(weights))
-    if isinstance(clouds, np.ndarray | jax.Array) and np.ndim(clouds) == 2:
-        raise ValueError(f"Got one 2-D array of shape {np.shape(clouds)}; pass a list of "
-                         f"{what}s ([[n, d], ...]) or a padded [N, n, d] array.")
-    return PointClouds.from_list(list(clouds), weights)
 
 
 class Wormhole:
@@ -78,7 +64,7 @@ class Wormhole:
     def prepare(self, clouds, weights=None, max_points: int | None = None,
                 seed: int = 0) -> PointClouds:
         """Validate clouds, check their dimension and normalise them as in training."""
-        data = _as_clouds(clouds, weights)
+        data = as_point_clouds(clouds, weights)
         if data.dim != self.spec.data_dim:
             raise ValueError(f"The clouds are {data.dim}-D, but this model expects "
                              f"{self.spec.data_dim}-D clouds.")
