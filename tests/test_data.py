@@ -12,6 +12,7 @@ from wormhole.config import ConfigError, DataConfig
 from wormhole.data import (
     Normalization,
     PointClouds,
+    label_values,
     load_dataset,
     pad_clouds,
     random_rotations,
@@ -149,6 +150,19 @@ def test_from_padded_round_trip():
     assert uniform.sizes.tolist() == [4, 4, 4]
     with pytest.raises(ValueError, match="do not match points"):
         PointClouds.from_padded(data.points, data.weights[:, :-1])
+
+
+def test_label_values_accept_values_integer_strings_and_names():
+    named = PointClouds.from_list(*ragged(seed=8, count=3), labels=[0, 1, 2],
+                                  label_names=["Bag", "Coat", "Shirt"])
+    assert label_values([2, "1", "Bag", np.int64(1)], named) == [2, 1, 0, 1]
+    with pytest.raises(ValueError, match="Unknown label 'Hat'; .* labels are: Bag, Coat, Shirt"):
+        label_values(["Hat"], named)
+    unnamed = PointClouds.from_list(*ragged(seed=8, count=3), labels=[4, 4, 7])
+    with pytest.raises(ValueError, match="Unknown label 'x'; .* labels are: 4, 7"):
+        label_values(["x"], unnamed)
+    with pytest.raises(ValueError, match="Unknown label True"):
+        label_values([True], unnamed)
 
 
 # --------------------------------------------------------------------------- normalisation

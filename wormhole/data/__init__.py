@@ -1,6 +1,6 @@
 """Point-cloud sets: the padded data type, loaders, and preparation."""
 
-from wormhole.data.clouds import PointClouds, pad_clouds, validate_clouds
+from wormhole.data.clouds import PointClouds, label_values, pad_clouds, validate_clouds
 from wormhole.data.dataset import (
     LOADERS,
     Dataset,
@@ -23,6 +23,7 @@ __all__ = [
     "Normalization",
     "PointClouds",
     "get_loader",
+    "label_values",
     "load_clouds",
     "load_dataset",
     "pad_clouds",

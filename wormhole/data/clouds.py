@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PointClouds", "pad_clouds", "validate_clouds"]
+__all__ = ["PointClouds", "label_values", "pad_clouds", "validate_clouds"]
 
 
 def validate_clouds(clouds: Sequence, weights: Sequence | None = None,
@@ -236,3 +236,30 @@ class PointClouds:
             more = ", ..." if len(values) > 12 else ""
             text += f"; {len(values)} labels ({shown}{more})"
         return text
+
+
+def label_values(labels: Sequence, clouds: PointClouds) -> list[int]:
+    """Label values from values or names: ``3``, ``"3"`` or a name such as ``"Bag"``.
+
+    The one mapping from what a user writes (configs, command lines) to the integer labels
+    of ``clouds``. Names are looked up in ``clouds.label_names``; integers (or integer
+    strings that are not names) are taken as values. Whether a value occurs in ``clouds``
+    is left to the caller.
+
+    Raises:
+      ValueError: for an item that is neither, listing the data set's labels.
+    """
+    names = list(clouds.label_names or [])
+    values = []
+    for item in labels:
+        if isinstance(item, str) and item in names:
+            values.append(names.index(item))
+        elif isinstance(item, str) and item.strip().lstrip("-").isdigit():
+            values.append(int(item))
+        elif isinstance(item, int | np.integer) and not isinstance(item, bool):
+            values.append(int(item))
+        else:
+            present = [] if clouds.labels is None else np.unique(clouds.labels).tolist()
+            shown = ", ".join(names) if names else ", ".join(map(str, present)) or "none"
+            raise ValueError(f"Unknown label {item!r}; the data set's labels are: {shown}.")
+    return values

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wormhole.config import ConfigError, DataConfig, _closest
-from wormhole.data.clouds import PointClouds
+from wormhole.data.clouds import PointClouds, label_values
 from wormhole.data.transforms import Normalization, subsample_clouds, train_test_split
 
 __all__ = ["LOADERS", "Dataset", "get_loader", "load_clouds", "load_dataset", "prepare_dataset"]
@@ -84,18 +84,19 @@ def _exclude_labels(train: PointClouds, config: DataConfig) -> PointClouds:
     """Drop the classes of ``data.exclude_labels`` (values or names) from the training split."""
     if train.labels is None:
         raise ConfigError(f"data.exclude_labels: the '{config.name}' data set has no labels.")
-    names = list(train.label_names or [])
+    present = set(train.labels.tolist())
     values = []
     for item in config.exclude_labels:
-        if isinstance(item, str) and item in names:
-            values.append(names.index(item))
-        elif isinstance(item, int) and item in set(train.labels.tolist()):
-            values.append(item)
-        else:
-            known = ", ".join(names) if names else ", ".join(
-                str(v) for v in np.unique(train.labels))
+        try:
+            (value,) = label_values([item], train)
+        except ValueError:
+            value = None
+        if value not in present:
+            known = ", ".join(train.label_names) if train.label_names else ", ".join(
+                str(v) for v in sorted(present))
             raise ConfigError(f"data.exclude_labels: no class {item!r} in the training split "
                               f"of '{config.name}'; its classes are: {known}.")
+        values.append(value)
     keep = ~np.isin(train.labels, values)
     if keep.sum() < 2:
         raise ConfigError("data.exclude_labels: fewer than two training clouds are left.")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from wormhole.config import Config, ConfigError
 from wormhole.data import PointClouds, load_clouds, prepare_dataset
+from wormhole.data.clouds import label_values
 
 __all__ = ["SPLITS", "input_clouds", "label_values", "run_split"]
 
@@ -58,21 +57,3 @@ def input_clouds(config: Config, path: str | Path | None = None,
                                     f"directory of .npy files.")
         return load_files(str(path))
     return run_split(config, split or "test")
-
-
-def label_values(labels, clouds: PointClouds) -> list:
-    """Label values from values or names (``3``, ``"3"`` or ``"Bag"``)."""
-    names = list(clouds.label_names or [])
-    present = set(np.unique(clouds.labels).tolist()) if clouds.labels is not None else set()
-    values = []
-    for item in labels:
-        if isinstance(item, str) and item in names:
-            values.append(names.index(item))
-        elif isinstance(item, str) and item.lstrip("-").isdigit():
-            values.append(int(item))
-        elif isinstance(item, int | np.integer):
-            values.append(int(item))
-        else:
-            shown = ", ".join(names) if names else ", ".join(map(str, sorted(present)))
-            raise ValueError(f"Unknown label {item!r}; the data set's labels are: {shown}.")
-    return values
