@@ -43,33 +43,36 @@ Results go to ``benchmarks/results/ot_throughput.{md,json}`` (``--quick``: ``ot_
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shlex
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from _machine import describe_machine
-from ott.geometry import pointcloud
-from ott.problems.quadratic import quadratic_problem
-from ott.solvers import linear
-from ott.solvers.linear import sinkhorn
-from ott.solvers.quadratic import gromov_wasserstein
-from tqdm.auto import tqdm
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
-from wormhole.config import DataConfig
-from wormhole.data import load_dataset
-from wormhole.ot import OTSpec, estimate_cost_scale, pairwise_distances
-from wormhole.trainer import sample_batch
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from ott.geometry import pointcloud  # noqa: E402
+from ott.problems.quadratic import quadratic_problem  # noqa: E402
+from ott.solvers import linear  # noqa: E402
+from ott.solvers.linear import sinkhorn  # noqa: E402
+from ott.solvers.quadratic import gromov_wasserstein  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks._harness import (  # noqa: E402
+    RESULTS,
+    Run,
+    interleaved,
+    markdown_table,
+    relative_error,
+    write_result,
+)
+from wormhole.config import DataConfig  # noqa: E402
+from wormhole.data import load_dataset  # noqa: E402
+from wormhole.ot import OTSpec, estimate_cost_scale, pairwise_distances  # noqa: E402
+from wormhole.trainer import sample_batch  # noqa: E402
+
 TARGET_RATIO = 4.0
 REFERENCE_THRESHOLD = 1e-6
 REFERENCE_ITERATIONS = 5000
@@ -188,46 +191,10 @@ def reference(points, weights, spec: OTSpec, batch_size: int = 8) -> tuple[np.nd
     return np.asarray(values), float(converged)
 
 
-def relative_error(values, truth) -> dict:
-    error = np.abs(np.asarray(values, np.float64) - truth) / np.abs(truth)
-    return {"max": float(error.max()), "median": float(np.median(error))}
-
-
 def within(values, size: int, inner: int):
     """The values of the pairs among the first ``inner`` clouds, of a batch of ``size``."""
     first, second = np.triu_indices(size, 1)
     return np.asarray(values)[second < inner]
-
-
-# --------------------------------------------------------------------------- timing
-
-
-def interleaved(calls: dict[str, tuple[Callable, list[tuple]]], repeats: int, bar):
-    """Time every jitted ``fn(*inputs[k])`` side by side; ``(timings, outputs)``.
-
-    Each call is compiled ahead of time (timed apart, on ``inputs[0]``; all its inputs share
-    shapes). Then each of the ``repeats`` rounds runs every call once, round ``r`` on
-    ``inputs[r % len(inputs)]`` and starting at call ``r`` (rotated order) so that no method
-    always runs first. ``outputs[name][k]`` is the last output on ``inputs[k]``.
-    """
-    compiled, timings, outputs = {}, {}, {name: {} for name in calls}
-    for name, (fn, inputs) in calls.items():
-        start = time.perf_counter()
-        compiled[name] = fn.lower(*inputs[0]).compile()
-        timings[name] = {"compile_s": time.perf_counter() - start, "runs_s": []}
-        bar.update(1)
-    names = list(calls)
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            inputs = calls[name][1]
-            k = r % len(inputs)
-            start = time.perf_counter()
-            outputs[name][k] = jax.block_until_ready(compiled[name](*inputs[k]))
-            timings[name]["runs_s"].append(time.perf_counter() - start)
-            bar.update(1)
-    for timing in timings.values():
-        timing["median_s"] = float(np.median(timing["runs_s"]))
-    return timings, outputs
 
 
 # --------------------------------------------------------------------------- data
@@ -432,21 +399,6 @@ def headline(grid: Grid, spec: OTSpec, args, bar) -> dict:
 # --------------------------------------------------------------------------- report
 
 
-def code_version() -> dict:
-    """The commit measured, and whether ``wormhole/ot`` differed from it."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*command: str) -> str:
-        try:
-            return subprocess.run(["git", *command], cwd=root, capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return "?"
-
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "ot_engine_modified": bool(git("status", "--porcelain", "--", "wormhole/ot"))}
-
-
 def _error(e: dict | None) -> str:
     return "-" if e is None else f"{e['max']:.1e} / {e['median']:.1e}"
 
@@ -462,25 +414,16 @@ def _checked(rows: list[dict]) -> str:
             f"on those pairs (reference solves converged: at least {converged:.0%}).")
 
 
-def write_report(result: dict, path: Path) -> str:
-    m, s, v = result["machine"], result["settings"], result["code"]
+TITLE = "OT throughput: `wormhole.ot` against three fixed-iteration solves per pair"
+
+
+def report(result: dict) -> list[str]:
+    s = result["settings"]
     engine = ("sequential (`lax.map`: each solve stops on its own threshold and is cropped to "
               f"its clouds' size bucket, length_bucket {s['length_bucket']})" if s["sequential"]
               else "vmap (solves in lock-step)")
     lines = [
-        "# OT throughput: `wormhole.ot` against three fixed-iteration solves per pair",
-        "",
-        f"Command: `{result['command']}`",
-        "",
-        f"Code: commit {v['commit']}"
-        f"{' with local changes to wormhole/ot' if v['ot_engine_modified'] else ''}. "
-        f"Machine: {m['cpu']}, {m['cpus_usable']} usable of {m['cpu_count']} CPUs; jax "
-        f"{m['jax']} ({m['backend']} backend, {', '.join(m['devices'])}), ott-jax "
-        f"{m['ott_jax']}; Python {m['python']} on {m['platform']}. Load average (1, 5, 15 min) "
-        f"before {result['load_before']}, after {result['load_after']}: the CPU is shared, so "
-        f"absolute rates are noisy; ratios come from interleaved runs. Wall time "
-        f"{result['wall_s'] / 60:.1f} min.",
-        "",
+        "Ratios come from interleaved runs, so all methods saw the same load.", "",
         f"Settings: epsilon {s['epsilon']} on a fixed cost scale (the data set's largest "
         f"ground cost), lse mode. Ours: `pairwise_distances` with its default batching on this "
         f"backend, {engine}; threshold {s['threshold']} (tight variant "
@@ -498,6 +441,7 @@ def write_report(result: dict, path: Path) -> str:
     if h:
         best = next(r for r in h["rows"] if r["method"] == "ours")
         verdict = "reached" if best["ratio"] >= TARGET_RATIO else "NOT reached"
+        crops = ", ".join(f"{k}: {n}" for k, n in h["crop_lengths_over_1000_batches"].items())
         lines += [
             "", f"## Headline: S2 at B={h['B']} on {h['source']}", "",
             f"{h['clouds']} training clouds, {h['mean_points']:.1f} points on average, at most "
@@ -508,33 +452,28 @@ def write_report(result: dict, path: Path) -> str:
             f"approach runs on the published package's padding (every cloud padded to the data "
             f"set's largest) and, doing the same work whatever the data, is timed on one batch "
             f"per round, in turn. Errors over all pairs of the batches checked (reference "
-            f"solves converged: {h['reference_converged']:.0%}).",
-            "",
-            "| method | padding | batching | threshold | Sinkhorn iterations | pairs/s | ratio "
-            "| hit cap | error max / median | batches |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in h["rows"]:
-            hit = "-" if r["hit_cap"] is None else format(r["hit_cap"], ".3f")
-            lines.append(
-                f"| {r['method']} | {r['padding']} | {r['batching']} | {r['threshold'] or '-'} "
-                f"| {r['iterations']} | {_rate(r['pairs_per_s'])} | {r['ratio']:.1f}x | {hit} "
-                f"| {_error(r['error'])} | {r['batches_checked']} |")
-        crops = ", ".join(f"{k}: {n}" for k, n in h["crop_lengths_over_1000_batches"].items())
-        lines += ["", f"Target {TARGET_RATIO:g}x for ours (default settings): {verdict} "
-                      f"({best['ratio']:.1f}x).",
-                  f"Trainer crop lengths over 1,000 batches (length: batches): {crops}."]
+            f"solves converged: {h['reference_converged']:.0%}).", "",
+            *markdown_table(
+                ["method", "padding", "batching", "threshold", "Sinkhorn iterations", "pairs/s",
+                 "ratio", "hit cap", "error max / median", "batches"],
+                [[r["method"], r["padding"], r["batching"], r["threshold"] or "-",
+                  r["iterations"], _rate(r["pairs_per_s"]), f"{r['ratio']:.1f}x",
+                  "-" if r["hit_cap"] is None else format(r["hit_cap"], ".3f"),
+                  _error(r["error"]), r["batches_checked"]] for r in h["rows"]]),
+            "", f"Target {TARGET_RATIO:g}x for ours (default settings): {verdict} "
+                f"({best['ratio']:.1f}x).",
+            f"Trainer crop lengths over 1,000 batches (length: batches): {crops}."]
     if result.get("s2"):
         lines += ["", "## S2 on synthetic 2-D Gaussian-mixture clouds", "",
                   _checked(result["s2"]), "",
-                  "| B | n | pairs | ours pairs/s | straightforward pairs/s | ratio | ours hit cap "
-                  "| ours error max / median | straightforward error max / median |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in result["s2"]:
-            lines.append(
-                f"| {r['B']} | {r['n']} | {r['pairs']} | {_rate(r['ours_pairs_per_s'])} | "
-                f"{_rate(r['straightforward_pairs_per_s'])} | {r['ours_ratio']:.1f}x | "
-                f"{r['ours_hit_cap']:.3f} | {_error(r['ours_error'])} | "
-                f"{_error(r['straightforward_error'])} |")
+                  *markdown_table(
+                      ["B", "n", "pairs", "ours pairs/s", "straightforward pairs/s", "ratio",
+                       "ours hit cap", "ours error max / median",
+                       "straightforward error max / median"],
+                      [[r["B"], r["n"], r["pairs"], _rate(r["ours_pairs_per_s"]),
+                        _rate(r["straightforward_pairs_per_s"]), f"{r['ours_ratio']:.1f}x",
+                        f"{r['ours_hit_cap']:.3f}", _error(r["ours_error"]),
+                        _error(r["straightforward_error"])] for r in result["s2"]])]
         for c in [r["scaling_check"] for r in result["s2"] if "scaling_check" in r]:
             lines += ["", f"Check of the straightforward timing on a subset: on all "
                           f"{c['pairs']} pairs of B={c['B']} (n={c['n']}) it ran at "
@@ -549,22 +488,16 @@ def write_report(result: dict, path: Path) -> str:
                   "solver may stop at another stationary point than the reference, and the "
                   "smallest divergences (about 1e-5 of the scaled cost) inflate relative "
                   "errors, so compare our errors with the straightforward column.", "",
-                  "| B | n | pairs | ours pairs/s | ratio | error max / median | tight pairs/s "
-                  "| tight ratio | tight error max / median | straightforward pairs/s | "
-                  "straightforward error max / median |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in result["gs"]:
-            lines.append(
-                f"| {r['B']} | {r['n']} | {r['pairs']} | {_rate(r['ours_pairs_per_s'])} | "
-                f"{r['ours_ratio']:.1f}x | {_error(r['ours_error'])} | "
-                f"{_rate(r['ours_tight_pairs_per_s'])} | {r['ours_tight_ratio']:.1f}x | "
-                f"{_error(r['ours_tight_error'])} | "
-                f"{_rate(r['straightforward_pairs_per_s'])} | "
-                f"{_error(r['straightforward_error'])} |")
-    text = "\n".join(lines) + "\n"
-    path.with_suffix(".md").write_text(text)
-    path.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    return text
+                  *markdown_table(
+                      ["B", "n", "pairs", "ours pairs/s", "ratio", "error max / median",
+                       "tight pairs/s", "tight ratio", "tight error max / median",
+                       "straightforward pairs/s", "straightforward error max / median"],
+                      [[r["B"], r["n"], r["pairs"], _rate(r["ours_pairs_per_s"]),
+                        f"{r['ours_ratio']:.1f}x", _error(r["ours_error"]),
+                        _rate(r["ours_tight_pairs_per_s"]), f"{r['ours_tight_ratio']:.1f}x",
+                        _error(r["ours_tight_error"]), _rate(r["straightforward_pairs_per_s"]),
+                        _error(r["straightforward_error"])] for r in result["gs"]])]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -633,12 +566,8 @@ def main(argv: list[str] | None = None) -> None:
     if "gs" in parts:
         total += len(grid.gs_points) * calls_per_group(1 + 2 * len(grid.gs_sizes))
 
-    started, load_before = time.perf_counter(), [round(v, 2) for v in os.getloadavg()]
-    result = {"command": "python benchmarks/ot_throughput.py " + shlex.join(sys.argv[1:]
-                                                                            if argv is None
-                                                                            else argv),
-              "machine": describe_machine(), "code": code_version(), "load_before": load_before,
-              "settings": {"epsilon": args.epsilon, "threshold": args.threshold,
+    run = Run.start(__file__, argv, watch=("wormhole/ot",))
+    result = {"settings": {"epsilon": args.epsilon, "threshold": args.threshold,
                            "sequential": spec.sequential, "length_bucket": spec.length_bucket,
                            "baseline_clouds": args.baseline_clouds,
                            "tight_threshold": args.tight_threshold,
@@ -654,11 +583,8 @@ def main(argv: list[str] | None = None) -> None:
             result["s2"] = linear_grid(grid, spec, args, bar)
         if "gs" in parts:
             result["gs"] = quadratic_grid(grid, spec.replace(kind="GS"), args, bar)
-    result["load_after"] = [round(v, 2) for v in os.getloadavg()]
-    result["wall_s"] = time.perf_counter() - started
-    out.parent.mkdir(parents=True, exist_ok=True)
-    print(write_report(result, out))
-    print(f"Written to {out.with_suffix('.md')} and {out.with_suffix('.json')}.")
+    result = {**run.finish(), **result}
+    print(write_result(out, result, TITLE, report(result)))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ functions (ott-jax's univariate solver): ``O(n log n)`` per pair and no iteratio
 the ``deepsets_1d`` config approximated W1 by entropic Sinkhorn at epsilon 0.001 (at most 500
 iterations). Both run through ``pairwise_distances`` on the same batches of the synthetic 1-D
 families (the Siamese DeepSets experiments' data), jitted, timed side by side by
-``ot_throughput.interleaved``; errors are relative to exact W1 from SciPy's
+the harness's ``interleaved``; errors are relative to exact W1 from SciPy's
 ``wasserstein_distance`` (an independent implementation), on every pair.
 
 Results go to ``benchmarks/results/sorting_1d.{md,json}``.
@@ -16,22 +16,27 @@ Results go to ``benchmarks/results/sorting_1d.{md,json}``.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
-import time
 from pathlib import Path
 
-import jax
-import numpy as np
-from _machine import describe_machine
-from ot_throughput import RESULTS, code_version, interleaved, relative_error
-from scipy import stats
-from tqdm.auto import tqdm
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
-from wormhole.config import DataConfig
-from wormhole.data import load_dataset
-from wormhole.ot import OTSpec, estimate_cost_scale, pairwise_distances
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from benchmarks._harness import (  # noqa: E402
+    RESULTS,
+    Run,
+    interleaved,
+    markdown_table,
+    relative_error,
+    write_result,
+)
+from wormhole.config import DataConfig  # noqa: E402
+from wormhole.data import load_dataset  # noqa: E402
+from wormhole.ot import OTSpec, estimate_cost_scale, pairwise_distances  # noqa: E402
 
 
 def one_d_clouds(count: int, points: int, seed: int):
@@ -75,32 +80,25 @@ def measure(size: int, n: int, repeats: int, seed: int, bar) -> dict:
     return row
 
 
-def write_report(result: dict, path: Path) -> str:
-    m = result["machine"]
-    lines = ["# Exact 1-D OT by sorting against entropic Sinkhorn", "",
-             f"Command: `{result['command']}`", "",
-             f"Code: commit {result['code']['commit']}. Machine: {m['cpu']}, "
-             f"{m['cpus_usable']} usable of {m['cpu_count']} CPUs; jax {m['jax']} "
-             f"({m['backend']} backend), ott-jax {m['ott_jax']}. Wall time "
-             f"{result['wall_s'] / 60:.1f} min.", "",
-             "All in-batch pairs of 1-D clouds from the synthetic 1-D families, W1 on a fixed "
-             "cost scale. Pairs/s from the median of interleaved runs after compilation; "
-             "errors: max / median of |value - exact| / exact over every pair, exact W1 from "
-             "SciPy's `wasserstein_distance`.", "",
-             "| B | n | pairs | sorting pairs/s | sorting error max / median | Sinkhorn "
-             "(eps 0.001, <= 500 it.) pairs/s | Sinkhorn error max / median | Sinkhorn hit "
-             "cap | ratio |",
-             "|---|---|---|---|---|---|---|---|---|"]
+TITLE = "Exact 1-D OT by sorting against entropic Sinkhorn"
+
+
+def report(result: dict) -> list[str]:
+    rows = []
     for r in result["rows"]:
         s, k = r["sorting"], r["sinkhorn eps 0.001"]
-        lines.append(f"| {r['B']} | {r['n']} | {r['pairs']} | {s['pairs_per_s']:.0f} | "
-                     f"{s['error']['max']:.1e} / {s['error']['median']:.1e} | "
-                     f"{k['pairs_per_s']:.3g} | {k['error']['max']:.1e} / "
-                     f"{k['error']['median']:.1e} | {k['hit_cap']:.2f} | {r['ratio']:.0f}x |")
-    text = "\n".join(lines) + "\n"
-    path.with_suffix(".md").write_text(text)
-    path.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    return text
+        rows.append([r["B"], r["n"], r["pairs"], f"{s['pairs_per_s']:.0f}",
+                     f"{s['error']['max']:.1e} / {s['error']['median']:.1e}",
+                     f"{k['pairs_per_s']:.3g}",
+                     f"{k['error']['max']:.1e} / {k['error']['median']:.1e}",
+                     f"{k['hit_cap']:.2f}", f"{r['ratio']:.0f}x"])
+    return ["All in-batch pairs of 1-D clouds from the synthetic 1-D families, W1 on a fixed "
+            "cost scale. Pairs/s from the median of interleaved runs after compilation; "
+            "errors: max / median of |value - exact| / exact over every pair, exact W1 from "
+            "SciPy's `wasserstein_distance`.", "",
+            *markdown_table(["B", "n", "pairs", "sorting pairs/s", "sorting error max / median",
+                             "Sinkhorn (eps 0.001, <= 500 it.) pairs/s",
+                             "Sinkhorn error max / median", "Sinkhorn hit cap", "ratio"], rows)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,18 +111,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "sorting_1d")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    command = shlex.join(["python", "benchmarks/sorting_1d.py",
-                          *(sys.argv[1:] if argv is None else argv)])
-    result = {"command": command,
-              "machine": describe_machine(), "code": code_version(), "rows": []}
+    run = Run.start(__file__, argv)
+    rows = []
     cells = [(size, n) for n in args.points for size in args.sizes]
     with tqdm(total=len(cells) * 2 * (args.repeats + 1), unit="call") as bar:
         for size, n in cells:
-            result["rows"].append(measure(size, n, args.repeats, args.seed, bar))
-    result["wall_s"] = time.perf_counter() - started
-    print(write_report(result, args.out))
-    print(f"Written to {args.out.with_suffix('.md')} and {args.out.with_suffix('.json')}.")
+            rows.append(measure(size, n, args.repeats, args.seed, bar))
+    result = {**run.finish(), "rows": rows}
+    print(write_result(args.out, result, TITLE, report(result)))
 
 
 if __name__ == "__main__":

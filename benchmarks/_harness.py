@@ -1,0 +1,226 @@
+"""What every benchmark shares: provenance, timing, and writing a result file.
+
+A benchmark script is one experiment. It starts a :class:`Run` (the exact command, machine,
+code version, load and date), measures, then hands its figures and the lines of its report
+to :func:`write_result`, which writes ``results/NAME.md`` (the provenance paragraph, then
+the report) and ``results/NAME.json`` (the figures and the same provenance).
+
+Scripts import this module as ``benchmarks._harness``; run as ``python benchmarks/NAME.py``
+they first put the repository root on ``sys.path`` (``benchmarks`` is a package, not
+installed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import jax
+import numpy as np
+
+__all__ = ["REPO", "RESULTS", "Run", "code_version", "cpu_seconds", "describe_machine",
+           "format_seconds", "interleaved", "load_average", "markdown_table",
+           "package_version", "provenance_lines", "relative_error", "write_result"]
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def package_version(name: str) -> str:
+    """The installed version of a distribution, or "?" when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def describe_machine() -> dict:
+    """CPU model, usable cores, platform, Python, jax / ott-jax versions, backend, devices."""
+    usable = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+              else os.cpu_count())
+    return {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "cpus_usable": usable,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "jax": jax.__version__, "ott_jax": package_version("ott-jax"),
+            "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages: how busy the (shared) machine was."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def code_version(watch: Sequence[str] = ("wormhole",)) -> dict:
+    """The commit measured and which of the ``watch`` paths had uncommitted changes."""
+
+    def git(*command: str) -> str:
+        try:
+            return subprocess.run(["git", *command], cwd=REPO, capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "?"
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "modified": [path for path in watch if git("status", "--porcelain", "--", path)]}
+
+
+@dataclass
+class Run:
+    """The provenance of one benchmark run, started before measuring.
+
+    Attributes:
+      command: how to run it again, from the repository root.
+      watch: source paths whose uncommitted changes the report should mention.
+    """
+
+    command: str
+    watch: tuple[str, ...] = ("wormhole",)
+    date: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    load_before: list[float] = field(default_factory=load_average)
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def start(cls, script: str, argv: Sequence[str] | None = None,
+              watch: Sequence[str] = ("wormhole",)) -> Run:
+        """A run of ``benchmarks/<script's file name>`` with ``argv`` (default: ours)."""
+        args = sys.argv[1:] if argv is None else list(argv)
+        return cls(shlex.join(["python", f"benchmarks/{Path(script).name}", *args]),
+                   tuple(watch))
+
+    def finish(self) -> dict:
+        """The provenance fields every result file carries (top-level JSON keys)."""
+        return {"command": self.command, "date": self.date, "machine": describe_machine(),
+                "code": code_version(self.watch), "load_before": self.load_before,
+                "load_after": load_average(), "wall_s": time.perf_counter() - self.started}
+
+
+def provenance_lines(result: dict) -> list[str]:
+    """The report's opening paragraph: command, date, code, machine, load, wall time.
+
+    Tolerates result files written before a field existed (it is then left out).
+    """
+    m = result.get("machine", {})
+    code = result.get("code")
+    parts = []
+    if result.get("date"):
+        parts.append(f"Run at {result['date']}")
+    if code:
+        changes = (f" with uncommitted changes to {', '.join(code['modified'])}"
+                   if code.get("modified") else "")
+        parts.append(f"commit {code['commit']}{changes}")
+    if m:
+        parts.append(f"{m.get('cpu', '?')}, {m.get('cpus_usable', '?')} usable of "
+                     f"{m.get('cpu_count', '?')} CPUs, jax {m.get('jax', '?')} "
+                     f"({m.get('backend', '?')} backend), ott-jax {m.get('ott_jax', '?')}, "
+                     f"Python {m.get('python', '?')} on {m.get('platform', '?')}")
+    text = "; ".join(parts) + "." if parts else ""
+    if result.get("load_before") is not None:
+        text += (f" Load average (1, 5, 15 min) before {result['load_before']}, after "
+                 f"{result.get('load_after', '?')}: the machine is shared, so absolute times "
+                 f"carry other users' load.")
+    if result.get("wall_s") is not None:
+        text += f" Wall time {format_seconds(result['wall_s'])}."
+    return [f"Command: `{result['command']}`", "", text.strip()]
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads (robust to other users' load)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def interleaved(calls: dict[str, tuple[Callable, list[tuple]]], repeats: int, bar):
+    """Time every jitted ``fn(*inputs[k])`` side by side; ``(timings, outputs)``.
+
+    Each call is compiled ahead of time (timed apart, on ``inputs[0]``; all its inputs share
+    shapes). Then each of the ``repeats`` rounds runs every call once, round ``r`` on
+    ``inputs[r % len(inputs)]`` and starting at call ``r`` (rotated order) so that no method
+    always runs first and all see the same machine load. ``outputs[name][k]`` is the last
+    output on ``inputs[k]``; ``timings[name]`` has ``compile_s``, ``runs_s`` and
+    ``median_s``. ``bar`` (tqdm) advances once per compilation and per run.
+    """
+    compiled, timings, outputs = {}, {}, {name: {} for name in calls}
+    for name, (fn, inputs) in calls.items():
+        start = time.perf_counter()
+        compiled[name] = fn.lower(*inputs[0]).compile()
+        timings[name] = {"compile_s": time.perf_counter() - start, "runs_s": []}
+        bar.update(1)
+    names = list(calls)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            inputs = calls[name][1]
+            k = r % len(inputs)
+            start = time.perf_counter()
+            outputs[name][k] = jax.block_until_ready(compiled[name](*inputs[k]))
+            timings[name]["runs_s"].append(time.perf_counter() - start)
+            bar.update(1)
+    for timing in timings.values():
+        timing["median_s"] = float(np.median(timing["runs_s"]))
+    return timings, outputs
+
+
+def relative_error(values, truth) -> dict:
+    """Max and median of ``|value - truth| / |truth|``."""
+    error = np.abs(np.asarray(values, np.float64) - truth) / np.abs(truth)
+    return {"max": float(error.max()), "median": float(np.median(error))}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def format_seconds(value: float) -> str:
+    """``12.3 s``, ``4.5 min`` or ``6.7 h``."""
+    if value >= 3600:
+        return f"{value / 3600:.1f} h"
+    if value >= 60:
+        return f"{value / 60:.1f} min"
+    return f"{value:.3g} s"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
+    """A markdown table's lines; cells are formatted with ``str``."""
+    return ["| " + " | ".join(map(str, header)) + " |",
+            "|" + "---|" * len(header),
+            *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
+
+
+def write_result(path: Path, result: dict, title: str, lines: Sequence[str]) -> str:
+    """Write ``path.md`` (title, provenance, ``lines``) and ``path.json``; return the text.
+
+    ``path`` may end in ``.md`` or ``.json`` or in neither (``results/ot_throughput.quick``
+    gives ``ot_throughput.quick.md``: other suffixes are kept, not replaced).
+    """
+    path = Path(path)
+    if path.suffix in (".md", ".json"):
+        path = path.with_suffix("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join([f"# {title}", "", *provenance_lines(result), "", *lines]).rstrip() + "\n"
+    path.parent.joinpath(path.name + ".md").write_text(text)
+    path.parent.joinpath(path.name + ".json").write_text(json.dumps(result, indent=1) + "\n")
+    return text
