@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import jax
+import jax.numpy as jnp
 import numpy as np
+import ot as pot
 import pytest
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
@@ -12,7 +16,9 @@ from wormhole.config import ConfigError, DataConfig
 from wormhole.data import PointClouds, prepare_dataset
 from wormhole.data.loaders.digits import load_digits
 from wormhole.evaluate import (
+    UndefinedCorrelationWarning,
     agreement,
+    distinct_random_pairs,
     free_support_barycenter,
     ground_truth_distances,
     nearest_neighbor_accuracy,
@@ -95,8 +101,56 @@ def test_ground_truth_errors_say_what_is_wrong():
         ground_truth_distances(clouds, None, clouds[:1], None)
     with pytest.raises(ValueError, match="2-D but clouds_b are 3-D"):
         ground_truth_distances(clouds, None, _clouds(2, 5, dim=3), None)
-    with pytest.raises(ValueError, match="Unknown ground cost 'hamming'"):
+    with pytest.raises(ValueError, match="Unknown OT cost 'hamming'"):
         ground_truth_distances(clouds, None, clouds, None, cost="hamming")
+    with pytest.raises(ValueError, match="could not be imported"):
+        ground_truth_distances(clouds, None, clouds, None, cost="no_such_module:cost")
+
+
+def circle_geodesic(x, y):
+    """Arc length between the directions of points: NaN at the zero coordinates of padding."""
+    x = x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+    y = y / jnp.linalg.norm(y, axis=-1, keepdims=True)
+    return jnp.arccos(jnp.clip(x @ y.T, -1.0, 1.0))
+
+
+def sqeuclidean_matrix(x, y):
+    return jnp.sum((x[:, None, :] - y[None, :, :]) ** 2, axis=-1)
+
+
+def _circle_clouds(sizes, seed):
+    rng = np.random.default_rng(seed)
+    angles = [rng.uniform(0, 2 * np.pi, n) for n in sizes]
+    clouds = [np.stack([np.cos(t), np.sin(t)], -1).astype(np.float32) for t in angles]
+    return clouds, [rng.uniform(0.5, 1.5, n) for n in sizes]
+
+
+@pytest.mark.parametrize("cost", ["cosine", f"{__name__}:circle_geodesic"])
+def test_costs_training_accepts_are_evaluated_exactly_and_by_sinkhorn_as_pot_does(cost):
+    xs, wx = _circle_clouds((10, 14, 7), seed=2)
+    ys, wy = _circle_clouds((12, 9, 15), seed=3)
+    expected = []
+    for x, a, y, b in zip(xs, wx, ys, wy, strict=True):
+        x, y = x.astype(np.float64), y.astype(np.float64)
+        matrix = pot.dist(x, y, "cosine") if cost == "cosine" else \
+            np.arccos(np.clip(x @ y.T, -1, 1))
+        expected.append(pot.emd2(a / a.sum(), b / b.sum(), matrix) / 2.0)
+    exact = ground_truth_distances(xs, wx, ys, wy, kind="W1", method="exact", cost=cost,
+                                   cost_scale=2.0)
+    np.testing.assert_allclose(exact, expected, rtol=1e-5)  # float32 points, not unit norm
+    # Sizes differ, so the Sinkhorn batch is padded: the geodesic is NaN there.
+    entropic = ground_truth_distances(xs, wx, ys, wy, kind="W1", method="sinkhorn",
+                                      cost=cost, cost_scale=2.0, epsilon=3e-3)
+    np.testing.assert_allclose(entropic, expected, rtol=3e-3)
+
+
+@pytest.mark.parametrize("kind", ["S2", "GW"])
+def test_a_cost_matrix_function_gives_the_values_of_the_same_named_cost(kind):
+    xs, ys = _clouds(2, 9, seed=0), _clouds(2, 6, seed=1)
+    named = ground_truth_distances(xs, None, ys, None, kind=kind, epsilon=0.05)
+    function = ground_truth_distances(xs, None, ys, None, kind=kind, epsilon=0.05,
+                                      cost=f"{__name__}:sqeuclidean_matrix")
+    np.testing.assert_allclose(function, named, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -115,6 +169,34 @@ def test_agreement_figures_follow_their_definitions():
         agreement(predicted[:3], target)
     with pytest.raises(ValueError, match="target distances contain NaN"):
         agreement(predicted, np.array([1.0, np.nan, 2.0, 3.0]))
+
+
+@pytest.mark.parametrize("constant", ["predicted", "target"])
+def test_agreement_of_all_equal_values_warns_that_correlation_is_undefined(constant):
+    rng = np.random.default_rng(0)
+    varied = rng.uniform(0.5, 1.5, 100)
+    same = np.full(100, 0.3, np.float32) + rng.normal(0, 1e-9, 100)  # float rounding only
+    predicted, target = (same, varied) if constant == "predicted" else (varied, same)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no numpy warning slips through
+        with pytest.warns(UndefinedCorrelationWarning,
+                          match=f"undefined because all 100 {constant} values are equal"):
+            result = agreement(predicted, target)
+    assert np.isnan(result.pearson) and np.isnan(result.spearman)
+    assert result.stress == pytest.approx(np.mean((predicted - target) ** 2))
+
+
+def test_distinct_random_pairs_are_uniform_over_ordered_pairs_of_different_items():
+    first, second = distinct_random_pairs(np.random.default_rng(0), 4, 60_000)
+    assert np.all(first != second)
+    counts = np.zeros((4, 4))
+    np.add.at(counts, (first, second), 1)
+    off_diagonal = counts[~np.eye(4, dtype=bool)]
+    np.testing.assert_allclose(off_diagonal / 60_000, 1 / 12, atol=0.005)
+    again = distinct_random_pairs(np.random.default_rng(0), 4, 60_000)
+    np.testing.assert_array_equal(again[0], first)
+    with pytest.raises(ValueError, match="at least two items"):
+        distinct_random_pairs(np.random.default_rng(0), 1, 3)
 
 
 def test_nearest_neighbor_accuracy_on_separated_and_mixed_classes():

@@ -5,10 +5,12 @@ from wormhole.evaluate.barycenter import (
     compare_barycenter,
     free_support_barycenter,
 )
-from wormhole.evaluate.ground_truth import KINDS, ground_truth_distances, pairwise_ground_truth
+from wormhole.evaluate.ground_truth import ground_truth_distances, pairwise_ground_truth
 from wormhole.evaluate.metrics import (
     Agreement,
+    UndefinedCorrelationWarning,
     agreement,
+    distinct_random_pairs,
     nearest_neighbor_accuracy,
     nearest_neighbor_hits,
 )
@@ -24,15 +26,16 @@ from wormhole.evaluate.stress import (
 )
 
 __all__ = [
-    "KINDS",
     "SPLITS",
     "Agreement",
     "BarycenterComparison",
     "StressAnalysis",
+    "UndefinedCorrelationWarning",
     "agreement",
     "classical_mds",
     "compare_barycenter",
     "criterion_eigenvalues",
+    "distinct_random_pairs",
     "evaluate_run",
     "free_support_barycenter",
     "ground_truth_distances",

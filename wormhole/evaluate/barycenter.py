@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from wormhole.data import PointClouds
+from wormhole.data.inputs import as_point_clouds
 from wormhole.evaluate.ground_truth import (
     ANNEAL_ITERATIONS,
     annealed_epsilon,
@@ -83,8 +83,7 @@ def free_support_barycenter(clouds, weights=None, num_points: int = 64,
     from ott.problems.linear import barycenter_problem
     from ott.solvers.linear import continuous_barycenter, sinkhorn
 
-    data = clouds if isinstance(clouds, PointClouds) and weights is None else \
-        _as_point_clouds(clouds, weights)
+    data = as_point_clouds(clouds, weights)
     if num_points < 1:
         raise ValueError(f"num_points must be at least 1, got {num_points}.")
     if num_points > int(np.sum(data.weights > 0)):
@@ -106,14 +105,6 @@ def free_support_barycenter(clouds, weights=None, num_points: int = 64,
         converged = bool(out.all_linear_solvers_converged) and \
             int(out.num_iters) < max_iterations
     return points, converged
-
-
-def _as_point_clouds(clouds, weights) -> PointClouds:
-    if isinstance(clouds, PointClouds):
-        raise ValueError("Pass weights inside the PointClouds, not separately.")
-    if isinstance(clouds, np.ndarray) and clouds.ndim == 3:
-        return PointClouds.from_padded(clouds, weights)
-    return PointClouds.from_list(list(clouds), weights)
 
 
 def compare_barycenter(model, clouds, weights=None, epsilon: float = 1e-3,

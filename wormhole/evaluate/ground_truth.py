@@ -2,11 +2,12 @@
 
 The numbers a trained embedding is judged against. Two ways to get them:
 
-- ``exact``: POT's network simplex (:func:`ot.emd2`) on the full cost matrix, for the
-  unregularised kinds ``W1`` and ``W2`` when both clouds have at most ``max_exact_points``
-  points. The value is the optimal transport cost, so ``W2`` is the *squared* 2-Wasserstein
-  distance (squared Euclidean ground cost) and ``W1`` the 1-Wasserstein distance (Euclidean
-  ground cost).
+- ``exact``: POT's network simplex (:func:`ot.emd2`) on the full cost matrix
+  (:func:`wormhole.ot.costs.cost_matrix`), for the unregularised kinds ``W1`` and ``W2``
+  when both clouds have at most ``max_exact_points`` points. The value is the optimal
+  transport cost, so with the default costs ``W2`` is the *squared* 2-Wasserstein distance
+  (squared Euclidean ground cost) and ``W1`` the 1-Wasserstein distance (Euclidean ground
+  cost).
 - ``sinkhorn``: ott-jax in float64 with a tight marginal threshold, a high iteration cap and
   epsilon annealing. For ``W1``/``W2`` it returns the transport cost ``<C, P_eps>`` of the
   entropic plan (an upper bound on the exact cost that tends to it as ``eps -> 0``; the
@@ -24,6 +25,11 @@ The numbers a trained embedding is judged against. Two ways to get them:
 ``method="auto"`` uses ``exact`` where it applies and ``sinkhorn`` otherwise. Ground costs are
 divided by ``cost_scale`` before solving (the same convention as ott's ``scale_cost``), and
 values are returned in those scaled units.
+
+Kinds and costs come from the package's registries (:mod:`wormhole.ot.kinds`,
+:mod:`wormhole.ot.costs`), so every cost training accepts is evaluated here too: a registered
+name, an ott-jax ``CostFn`` or an import path ``"module:function"`` to a cost-matrix function
+such as a geodesic distance (its Sinkhorn geometry is the matrix it returns).
 """
 
 from __future__ import annotations
@@ -35,18 +41,14 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from wormhole.data.clouds import PointClouds, validate_clouds
+from wormhole.data.inputs import as_point_clouds
+from wormhole.data.padding import bucket_length
+from wormhole.ot.costs import CostLike, cost_matrix, resolve_cost
+from wormhole.ot.kinds import get_kind
 
-__all__ = ["ANNEAL_ITERATIONS", "KINDS", "annealed_epsilon", "ground_truth_distances",
+__all__ = ["ANNEAL_ITERATIONS", "annealed_epsilon", "ground_truth_distances",
            "pairwise_ground_truth"]
 
-KINDS = ("W1", "W2", "S1", "S2", "GW", "GS")
-_EXACT_KINDS = ("W1", "W2")
-_DEFAULT_COST = {"W1": "euclidean", "S1": "euclidean", "W2": "sqeuclidean",
-                 "S2": "sqeuclidean", "GW": "sqeuclidean", "GS": "sqeuclidean"}
-_COST_ALIASES = {"sqeuclidean": "sqeuclidean", "squared_euclidean": "sqeuclidean",
-                 "euclidean": "euclidean", "cityblock": "cityblock", "l1": "cityblock",
-                 "pnormp1": "cityblock", "manhattan": "cityblock"}
 # Relative epsilon (times the pair's mean cost) used when W1/W2 go through Sinkhorn.
 _W_RELATIVE_EPSILON = 1e-3
 # Absolute epsilon for the entropic kinds when none is given: the training default
@@ -54,42 +56,21 @@ _W_RELATIVE_EPSILON = 1e-3
 _ENTROPIC_DEFAULT_EPSILON = 0.01
 
 
-def _cost_name(kind: str, cost: str | None) -> str:
-    if cost is None:
-        return _DEFAULT_COST[kind]
-    key = cost.lower().replace("-", "").replace(" ", "")
-    if key not in _COST_ALIASES:
-        raise ValueError(f"Unknown ground cost '{cost}'; use one of 'sqeuclidean', "
-                         f"'euclidean', 'cityblock' (or None for the default of {kind}).")
-    return _COST_ALIASES[key]
-
-
-def _ott_cost(name: str):
-    from ott.geometry import costs
-
-    return {"sqeuclidean": costs.SqEuclidean, "euclidean": costs.Euclidean,
-            "cityblock": lambda: costs.PNormP(1)}[name]()
-
-
 def _as_lists(clouds, weights, what: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    if isinstance(clouds, PointClouds):
-        if weights is not None:
-            raise ValueError(f"{what}: weights come with the PointClouds; pass weights=None.")
-        return clouds.to_list()
-    return validate_clouds(clouds, weights, what)
+    return as_point_clouds(clouds, weights, what=what).to_list()
 
 
 # ----------------------------------------------------------------------------- exact
 
 
-def _exact_pair(x, a, y, b, metric: str, cost_scale: float) -> float:
+def _exact_pair(x, a, y, b, cost: CostLike, cost_scale: float) -> float:
     import ot
 
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
     a, b = a / a.sum(), b / b.sum()
-    cost = ot.dist(np.asarray(x, np.float64), np.asarray(y, np.float64), metric=metric)
-    value, log = ot.emd2(a, b, cost / cost_scale, numItermax=10_000_000, log=True)
+    matrix = cost_matrix(cost, x, y) / cost_scale
+    value, log = ot.emd2(a, b, matrix, numItermax=10_000_000, log=True)
     if log["warning"] is not None:
         warnings.warn(f"Network simplex did not reach optimality ({log['warning']}); the "
                       f"exact value may be slightly too high.", RuntimeWarning, stacklevel=3)
@@ -102,6 +83,9 @@ def _exact_pair(x, a, y, b, metric: str, cost_scale: float) -> float:
 def _linear_solver_kwargs(threshold: float, max_iterations: int) -> dict:
     return dict(threshold=threshold, max_iterations=max_iterations, lse_mode=True)
 
+
+# Pairs are padded to a multiple of this many points (few compiled shapes, little waste).
+_LENGTH_BUCKET = 32
 
 # Epsilon annealing: start 100x larger and decay geometrically. At small eps, plain Sinkhorn
 # needs tens of thousands of iterations to spread mass; annealing reaches the same fixed
@@ -132,43 +116,69 @@ def _gw_objective(cx, cy, plan):
             - 2.0 * jnp.sum(plan * (cx @ plan @ cy.T)))
 
 
+def _masked_matrix(matrix_fn, x, a, y, b, scale: float):
+    """``matrix_fn(x, y) / scale`` with zero entries wherever a padding point takes part.
+
+    A cost-matrix function sees the zero coordinates of padding too, where it may return
+    NaN (an arc length, a logarithm); no mass moves there, so any finite value will do.
+    """
+    import jax.numpy as jnp
+
+    real = (a[:, None] > 0) & (b[None, :] > 0)
+    return jnp.where(real, matrix_fn(x, y), 0.0) / scale
+
+
 @functools.cache
-def _batched_solver(kind: str, cost: str, scale: float, threshold: float, max_iterations: int):
+def _batched_solver(kind: str, cost: CostLike, scale: float, threshold: float,
+                    max_iterations: int):
     """A jitted, vmapped ``(x, a, y, b, epsilon) -> (value, converged)``.
 
     ``epsilon`` is relative to the pair's mean cost for W kinds and absolute otherwise;
     ``scale`` divides the costs (static: ott keeps ``scale_cost`` out of the traced data).
+    ``cost`` is resolved by :func:`wormhole.ot.costs.resolve_cost`: an ott-jax ``CostFn``
+    gives point-cloud geometries, a cost-matrix function dense ones.
     """
     import jax
     import jax.numpy as jnp
-    from ott.geometry import pointcloud
+    from ott.geometry import costs, geometry, pointcloud
     from ott.problems.quadratic import quadratic_problem
     from ott.solvers import linear
     from ott.solvers.linear import sinkhorn
     from ott.solvers.quadratic import gromov_wasserstein
     from ott.tools import sinkhorn_divergence
 
-    cost_fn = _ott_cost(cost)
+    cost_fn = resolve_cost(cost)
+    point_cost = isinstance(cost_fn, costs.CostFn)
     solver_kwargs = _linear_solver_kwargs(threshold, max_iterations)
 
+    def geom(x, a, y, b, epsilon=None):
+        if point_cost:
+            return pointcloud.PointCloud(x, y, cost_fn=cost_fn, scale_cost=scale,
+                                         epsilon=epsilon)
+        return geometry.Geometry(cost_matrix=_masked_matrix(cost_fn, x, a, y, b, scale),
+                                 epsilon=epsilon)
+
     def w_kind(x, a, y, b, epsilon):
-        base = pointcloud.PointCloud(x, y, cost_fn=cost_fn, scale_cost=scale)
         # ott's relative epsilon averages over padding too, so weight the mean ourselves.
-        target = epsilon * (a @ base.cost_matrix @ b)
-        geom = pointcloud.PointCloud(x, y, cost_fn=cost_fn, scale_cost=scale,
-                                     epsilon=annealed_epsilon(target))
-        out = linear.solve(geom, a, b, min_iterations=ANNEAL_ITERATIONS, **solver_kwargs)
+        target = epsilon * (a @ geom(x, a, y, b).cost_matrix @ b)
+        out = linear.solve(geom(x, a, y, b, annealed_epsilon(target)), a, b,
+                           min_iterations=ANNEAL_ITERATIONS, **solver_kwargs)
         return out.primal_cost, out.converged
 
     def s_kind(x, a, y, b, epsilon):
+        if point_cost:
+            args = dict(x=x, y=y, cost_fn=cost_fn, scale_cost=scale)
+        else:
+            args = dict(cost_matrix=tuple(_masked_matrix(cost_fn, p, u, q, v, scale) for
+                                          p, u, q, v in ((x, a, y, b), (x, a, x, a),
+                                                         (y, b, y, b))))
         value, out = sinkhorn_divergence.sinkhorn_divergence(
-            pointcloud.PointCloud, x=x, y=y, a=a, b=b, cost_fn=cost_fn, scale_cost=scale,
-            epsilon=epsilon, solve_kwargs=solver_kwargs)
+            pointcloud.PointCloud if point_cost else geometry.Geometry, a=a, b=b,
+            epsilon=epsilon, solve_kwargs=solver_kwargs, **args)
         return value, jnp.all(jnp.asarray(out.converged))
 
     def gw_solve(x, a, y, b, epsilon):
-        geom_x = pointcloud.PointCloud(x, x, cost_fn=cost_fn, scale_cost=scale)
-        geom_y = pointcloud.PointCloud(y, y, cost_fn=cost_fn, scale_cost=scale)
+        geom_x, geom_y = geom(x, a, x, a), geom(y, b, y, b)
         problem = quadratic_problem.QuadraticProblem(geom_x, geom_y, a=a, b=b)
         solver = gromov_wasserstein.GromovWasserstein(
             sinkhorn.Sinkhorn(**solver_kwargs), epsilon=epsilon, threshold=threshold,
@@ -187,14 +197,12 @@ def _batched_solver(kind: str, cost: str, scale: float, threshold: float, max_it
         value = xy.reg_gw_cost - 0.5 * (xx.reg_gw_cost + yy.reg_gw_cost)
         return value, xy.converged & xx.converged & yy.converged
 
-    fn = {"W1": w_kind, "W2": w_kind, "S1": s_kind, "S2": s_kind, "GW": gw_kind,
-          "GS": gs_kind}[kind]
+    record = get_kind(kind)
+    if record.quadratic:
+        fn = gs_kind if record.debiased else gw_kind
+    else:
+        fn = s_kind if record.debiased else w_kind
     return jax.jit(jax.vmap(fn, in_axes=(0, 0, 0, 0, None)))
-
-
-def _bucket_length(size: int) -> int:
-    """Pad to the next power of two (at least 8) so few shapes are compiled."""
-    return max(8, 1 << (int(size) - 1).bit_length())
 
 
 def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_scale,
@@ -206,11 +214,13 @@ def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_sca
     dim = xs_a[0].shape[1]
     # Similar sizes share a batch, so padding stays small.
     order = sorted(index, key=lambda p: max(len(xs_a[p]), len(xs_b[p])))
+    largest = max(len(xs_a[order[-1]]), len(xs_b[order[-1]]))
     values, failures = {}, 0
     with jax.enable_x64(True):
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            length = _bucket_length(max(max(len(xs_a[p]), len(xs_b[p])) for p in chunk))
+            length = bucket_length(max(max(len(xs_a[p]), len(xs_b[p])) for p in chunk),
+                                   _LENGTH_BUCKET, largest)
             rows = chunk + [chunk[0]] * (batch_size - len(chunk))
             x = np.zeros((batch_size, length, dim))
             y = np.zeros((batch_size, length, dim))
@@ -233,7 +243,7 @@ def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_sca
 
 def ground_truth_distances(clouds_a, weights_a, clouds_b, weights_b, kind: str = "W2",
                            method: str = "auto", epsilon: float | None = None,
-                           max_exact_points: int = 2000, cost: str | None = None,
+                           max_exact_points: int = 2000, cost: CostLike | None = None,
                            cost_scale: float = 1.0, threshold: float = 1e-5,
                            max_iterations: int = 50_000, batch_size: int = 16,
                            progress: bool | None = None) -> np.ndarray:
@@ -243,16 +253,20 @@ def ground_truth_distances(clouds_a, weights_a, clouds_b, weights_b, kind: str =
       clouds_a, clouds_b: ``P`` clouds each, arrays ``[n_p, d]`` (ragged), or
         :class:`~wormhole.data.clouds.PointClouds` (then pass ``weights=None``).
       weights_a, weights_b: ``None`` (uniform) or ``P`` weight arrays ``[n_p]``.
-      kind: one of ``W1, W2, S1, S2, GW, GS`` (see the module docstring for each value).
-      method: ``exact`` (W1/W2 only), ``sinkhorn`` or ``auto`` (exact for W1/W2 pairs whose
-        clouds have at most ``max_exact_points`` points, Sinkhorn otherwise).
+      kind: a kind of :data:`wormhole.ot.kinds.KINDS` (see the module docstring for each
+        value).
+      method: ``exact`` (kinds with an exact solver: W1/W2), ``sinkhorn`` or ``auto``
+        (exact for W1/W2 pairs whose clouds have at most ``max_exact_points`` points,
+        Sinkhorn otherwise).
       epsilon: entropic regularisation. For W1/W2 through Sinkhorn, a multiple of the
         pair's mean cost (default 1e-3). For S1/S2/GW/GS, the absolute epsilon that
         defines the quantity, in scaled cost units (default 0.01, the training default;
         pass ``config.ot.epsilon`` to match a run).
       max_exact_points: largest cloud the network simplex is used for under ``auto``.
-      cost: ground cost ``sqeuclidean``, ``euclidean`` or ``cityblock``; ``None`` uses the
-        kind's default (Euclidean for W1/S1, squared Euclidean otherwise).
+      cost: ground cost, as training takes it (``ot.cost``): a name of
+        :data:`wormhole.ot.costs.COSTS`, an ott-jax ``CostFn``, or an import path
+        ``"module:function"`` to a cost-matrix function; ``None`` uses the kind's default
+        (Euclidean for W1/S1, squared Euclidean otherwise).
       cost_scale: costs are divided by this before solving.
       threshold, max_iterations: Sinkhorn marginal-error threshold and iteration cap.
       batch_size: pairs solved together by one vmapped Sinkhorn call.
@@ -261,11 +275,10 @@ def ground_truth_distances(clouds_a, weights_a, clouds_b, weights_b, kind: str =
     Returns:
       ``[P]`` float64 values, in the order of the pairs.
     """
-    if kind not in KINDS:
-        raise ValueError(f"Unknown OT kind '{kind}'; choose one of {', '.join(KINDS)}.")
+    record = get_kind(kind)
     if method not in ("auto", "exact", "sinkhorn"):
         raise ValueError(f"Unknown method '{method}'; choose 'auto', 'exact' or 'sinkhorn'.")
-    if method == "exact" and kind not in _EXACT_KINDS:
+    if method == "exact" and not record.has_exact_solver:
         raise ValueError(f"{kind} is an entropic quantity defined by its epsilon; it has no "
                          f"exact solver. Use method='sinkhorn' (or 'auto').")
     if cost_scale <= 0:
@@ -278,9 +291,10 @@ def ground_truth_distances(clouds_a, weights_a, clouds_b, weights_b, kind: str =
     if xs_a[0].shape[1] != xs_b[0].shape[1]:
         raise ValueError(f"clouds_a are {xs_a[0].shape[1]}-D but clouds_b are "
                          f"{xs_b[0].shape[1]}-D.")
-    cost_name = _cost_name(kind, cost)
+    cost = record.default_cost if cost is None else cost
+    resolve_cost(cost)  # an unknown name or a failing import path is reported here
     num = len(xs_a)
-    if kind in _EXACT_KINDS and method != "sinkhorn":
+    if record.has_exact_solver and method != "sinkhorn":
         exact = [p for p in range(num) if method == "exact"
                  or max(len(xs_a[p]), len(xs_b[p])) <= max_exact_points]
     else:
@@ -288,7 +302,7 @@ def ground_truth_distances(clouds_a, weights_a, clouds_b, weights_b, kind: str =
     exact_set = set(exact)
     rest = [p for p in range(num) if p not in exact_set]
     if epsilon is None:
-        epsilon = _W_RELATIVE_EPSILON if kind in _EXACT_KINDS else _ENTROPIC_DEFAULT_EPSILON
+        epsilon = _W_RELATIVE_EPSILON if record.has_exact_solver else _ENTROPIC_DEFAULT_EPSILON
     if epsilon <= 0:
         raise ValueError(f"epsilon must be positive, got {epsilon}.")
 
@@ -296,11 +310,11 @@ def ground_truth_distances(clouds_a, weights_a, clouds_b, weights_b, kind: str =
     show = num >= 50 if progress is None else progress
     with tqdm(total=num, desc=f"ground truth {kind}", disable=not show) as bar:
         for p in exact:
-            out[p] = _exact_pair(xs_a[p], ws_a[p], xs_b[p], ws_b[p], cost_name, cost_scale)
+            out[p] = _exact_pair(xs_a[p], ws_a[p], xs_b[p], ws_b[p], cost, cost_scale)
             bar.update(1)
         if rest:
             values, failures = _sinkhorn_pairs(
-                xs_a, ws_a, xs_b, ws_b, rest, kind, cost_name, epsilon, cost_scale,
+                xs_a, ws_a, xs_b, ws_b, rest, kind, cost, epsilon, cost_scale,
                 threshold, max_iterations, batch_size, bar)
             out[rest] = [values[p] for p in rest]
             if failures:

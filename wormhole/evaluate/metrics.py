@@ -5,12 +5,41 @@ Plain NumPy/SciPy/scikit-learn functions of arrays: no model, no solver.
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["Agreement", "agreement", "nearest_neighbor_accuracy", "nearest_neighbor_hits"]
+__all__ = ["Agreement", "UndefinedCorrelationWarning", "agreement", "distinct_random_pairs",
+           "nearest_neighbor_accuracy", "nearest_neighbor_hits"]
+
+# Values whose spread is at most this fraction of their largest magnitude count as all equal:
+# float32 rounding of one repeated distance, not a signal a correlation could measure.
+_EQUAL_RELATIVE_SPREAD = 1e-6
+
+
+class UndefinedCorrelationWarning(UserWarning):
+    """Pearson and Spearman correlations are undefined: one side's values are all equal."""
+
+
+def distinct_random_pairs(rng: np.random.Generator, count: int,
+                          num_pairs: int) -> tuple[np.ndarray, np.ndarray]:
+    """``num_pairs`` uniformly random ordered pairs ``(i, j)`` of ``count`` items, ``i != j``.
+
+    Pairs are drawn independently (with replacement); ``i`` is uniform and ``j`` uniform
+    among the other ``count - 1`` items.
+
+    Returns:
+      ``first, second``: ``[num_pairs]`` integer indices.
+
+    Raises:
+      ValueError: if there are fewer than two items.
+    """
+    if count < 2:
+        raise ValueError(f"Distinct pairs need at least two items, got {count}.")
+    first = rng.integers(0, count, num_pairs)
+    return first, (first + rng.integers(1, count, num_pairs)) % count
 
 
 class Agreement(NamedTuple):
@@ -39,8 +68,21 @@ class Agreement(NamedTuple):
                 for k, v in self._asdict().items()}
 
 
+def _all_equal(values: np.ndarray) -> bool:
+    return bool(np.ptp(values) <= _EQUAL_RELATIVE_SPREAD * np.max(np.abs(values)))
+
+
 def agreement(predicted, target) -> Agreement:
     """Pearson, Spearman, stress and mean relative error of ``predicted`` vs ``target``.
+
+    The one computation of held-out agreement (training's evaluation and
+    :func:`~wormhole.evaluate.evaluate_run` both use it).
+
+    Correlations are undefined when all predictions or all targets are equal (e.g. every
+    pair compares identical clouds, or the model maps every cloud to one embedding);
+    values within a relative spread of 1e-6 count as equal. Then ``pearson`` and
+    ``spearman`` are NaN and an :class:`UndefinedCorrelationWarning` says which side is
+    constant; the stress and relative error are still computed.
 
     Args:
       predicted, target: ``[P]`` values for the same pairs, in the same units.
@@ -55,11 +97,21 @@ def agreement(predicted, target) -> Agreement:
     if pred.size < 2:
         raise ValueError("Agreement needs at least two pairs.")
     for name, values in (("predicted", pred), ("target", true)):
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"The {name} distances contain NaN or infinite values.")
-    constant = np.ptp(pred) == 0 or np.ptp(true) == 0
-    pearson = float("nan") if constant else float(stats.pearsonr(pred, true).statistic)
-    spearman = float("nan") if constant else float(stats.spearmanr(pred, true).statistic)
+        bad = int(np.sum(~np.isfinite(values)))
+        if bad:
+            raise ValueError(f"The {name} distances contain NaN or infinite values ({bad} of "
+                             f"{values.size}).")
+    constant = [f"all {values.size} {name} values are equal (to {values[0]:.6g})"
+                for name, values in (("target", true), ("predicted", pred))
+                if _all_equal(values)]
+    if constant:
+        warnings.warn(f"Pearson and Spearman correlations are undefined because "
+                      f"{' and '.join(constant)}; they are reported as NaN.",
+                      UndefinedCorrelationWarning, stacklevel=2)
+        pearson = spearman = float("nan")
+    else:
+        pearson = float(stats.pearsonr(pred, true).statistic)
+        spearman = float(stats.spearmanr(pred, true).statistic)
     positive = true > 0
     relative = np.abs(pred[positive] - true[positive]) / true[positive]
     return Agreement(pearson, spearman, float(np.mean((pred - true) ** 2)),

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from wormhole.evaluate.metrics import agreement
+
 __all__ = ["MODEL_COLOR", "REFERENCE_COLOR", "label_name", "plot_agreement",
            "plot_barycenters", "plot_clouds", "plot_embedding_map", "plot_interpolations",
            "plot_reconstructions"]
@@ -111,8 +113,7 @@ def plot_clouds(clouds: Sequence, path: str | Path, titles: Sequence[str] | None
 def plot_agreement(predicted, target, path: str | Path, title: str = "",
                    units: str = "target units", max_points: int = 5000) -> Path:
     """Scatter of embedding distances against ground-truth OT, with the identity line."""
-    from scipy import stats
-
+    figures = agreement(predicted, target)
     predicted, target = np.asarray(predicted, float), np.asarray(target, float)
     fig = Figure(figsize=(4.4, 4.2))
     ax = fig.add_subplot()
@@ -123,8 +124,7 @@ def plot_agreement(predicted, target, path: str | Path, title: str = "",
     ax.plot([low, high], [low, high], color="k", lw=0.8, ls="--", label="y = x")
     ax.set_xlabel(f"ground-truth OT ({units})")
     ax.set_ylabel(f"embedding distance ({units})")
-    note = (f"Pearson {stats.pearsonr(predicted, target).statistic:.3f}, "
-            f"Spearman {stats.spearmanr(predicted, target).statistic:.3f}, "
+    note = (f"Pearson {figures.pearson:.3f}, Spearman {figures.spearman:.3f}, "
             f"{len(target)} pairs")
     ax.set_title(f"{title}\n{note}" if title else note, fontsize=9)
     ax.legend(loc="upper left", fontsize=8)

@@ -22,6 +22,7 @@ from wormhole.evaluate.barycenter import compare_barycenter
 from wormhole.evaluate.ground_truth import ground_truth_distances, pairwise_ground_truth
 from wormhole.evaluate.metrics import (
     agreement,
+    distinct_random_pairs,
     nearest_neighbor_accuracy,
     nearest_neighbor_hits,
 )
@@ -36,17 +37,12 @@ from wormhole.evaluate.plots import (
 from wormhole.evaluate.splits import label_values, run_split
 from wormhole.evaluate.stress import stress_analysis
 from wormhole.inference import Wormhole, load
+from wormhole.ot.costs import lookup_cost
+from wormhole.ot.kinds import get_kind
 
 __all__ = ["evaluate_run"]
 
-# The unregularised distance an entropic kind tends to as epsilon -> 0.
-_EXACT_OF = {"S1": "W1", "S2": "W2", "W1": "W1", "W2": "W2"}
 _GROUND_TRUTH_BATCH = 64
-
-
-def _random_pairs(count: int, num_pairs: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    first = rng.integers(0, count, num_pairs)
-    return first, (first + rng.integers(1, count, num_pairs)) % count  # never i with i
 
 
 class _Evaluation:
@@ -65,10 +61,11 @@ class _Evaluation:
     def _settings(self, kind: str, epsilon: float | None = None, **changes) -> dict:
         """Ground-truth settings for ``kind``: the run's epsilon, cost and cost scale."""
         ev = self.config.eval
-        entropic = kind not in ("W1", "W2")  # W1/W2 ground truth is unregularised
+        # W1/W2 ground truth is unregularised: the epsilon of the run does not define it.
+        entropic = not get_kind(kind).has_exact_solver
         return {"kind": kind, "method": ev.ground_truth,
                 "epsilon": (epsilon or self.config.ot.epsilon) if entropic else None,
-                "max_exact_points": ev.max_exact_points, "cost": self._cost(kind),
+                "max_exact_points": ev.max_exact_points, "cost": self.config.ot.cost,
                 "cost_scale": self.model.cost_scale, "batch_size": _GROUND_TRUTH_BATCH,
                 "progress": self.progress, **changes}
 
@@ -83,12 +80,7 @@ class _Evaluation:
         if method != "auto":
             return method
         small = int(self.clouds.sizes.max()) <= self.config.eval.max_exact_points
-        return "exact" if kind in ("W1", "W2") and small else "sinkhorn"
-
-    def _cost(self, kind: str) -> str | None:
-        """The run's ground cost for its kind and that kind's exact counterpart."""
-        own = self.config.ot.kind
-        return self.config.ot.cost if kind in (own, _EXACT_OF.get(own)) else None
+        return "exact" if get_kind(kind).has_exact_solver and small else "sinkhorn"
 
     def _predicted(self, first, second) -> np.ndarray:
         return self.model.embedding_distances(self.embeddings[first], self.embeddings[second])
@@ -101,7 +93,7 @@ class _Evaluation:
 
     def pairs(self, num_pairs: int, exact: bool) -> None:
         rng = np.random.default_rng((self.seed, 5))
-        first, second = _random_pairs(len(self.clouds), num_pairs, rng)
+        first, second = distinct_random_pairs(rng, len(self.clouds), num_pairs)
         target = self._ground_truth(first, second)
         predicted = self._predicted(first, second)
         kind = self.config.ot.kind
@@ -111,7 +103,7 @@ class _Evaluation:
         self.report["pairs"] = section
         self._plot("agreement.png", plot_agreement, predicted, target,
                    title=f"{self.config.name}: embedding distance vs {kind} ({self.split})")
-        exact_kind = _EXACT_OF.get(kind)
+        exact_kind = get_kind(kind).exact
         small = int(self.clouds.sizes.max()) <= self.config.eval.max_exact_points
         if exact and exact_kind and exact_kind != kind and small:
             # How close the entropic target's embedding is to unregularised OT.
@@ -149,7 +141,7 @@ class _Evaluation:
         if len(index) * (len(index) - 1) // 2 <= num_pairs:  # few clouds: every pair once
             a, b = np.triu_indices(len(index), 1)
         else:
-            a, b = _random_pairs(len(index), num_pairs, rng)
+            a, b = distinct_random_pairs(rng, len(index), num_pairs)
         first, second = index[a], index[b]
         target = self._ground_truth(first, second)
         predicted = self._predicted(first, second)
@@ -179,7 +171,7 @@ class _Evaluation:
             return None
         first, second = [], []
         for g in rng.choice(len(groups), num_pairs):
-            a, b = _random_pairs(len(groups[g]), 1, rng)
+            a, b = distinct_random_pairs(rng, len(groups[g]), 1)
             first.append(groups[g][a[0]])
             second.append(groups[g][b[0]])
         return np.array(first), np.array(second)
@@ -229,9 +221,16 @@ class _Evaluation:
     def barycenters(self, labels, max_clouds: int, epsilon: float) -> None:
         if self.model.spec.decoder_points == 0 or self.clouds.labels is None:
             return
-        if self.config.ot.kind in ("GW", "GS"):
+        record = get_kind(self.config.ot.kind)
+        if record.quadratic:
             self.report["barycenters"] = {"skipped": "GW embeddings are defined up to "
                                           "isometry; a W2 reference does not apply"}
+            return
+        cost = self.config.ot.cost or record.default_cost
+        named = lookup_cost(cost) if isinstance(cost, str) else None
+        if named is None or named.name != "sqeuclidean":
+            self.report["barycenters"] = {"skipped": f"the reference is the W2 (squared "
+                                          f"Euclidean) barycenter; this run's cost is {cost}"}
             return
         values = np.unique(self.clouds.labels) if labels is None else np.asarray(labels)
         rows, section = [], {}
