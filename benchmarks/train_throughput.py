@@ -2,6 +2,7 @@
 
     python benchmarks/train_throughput.py --mnist-dir /path/to/mnist
     python benchmarks/train_throughput.py --published-python /path/to/venv/bin/python
+    python benchmarks/train_throughput.py --published-python ... --settings-only
 
 Both trainers learn the same thing on the same clouds, in one run on one machine: MNIST digits
 as pixel clouds (intensity > 127, coordinates in [0, 1], about 105 points each), batches of 16
@@ -12,6 +13,11 @@ apart. Quality is the held-out Pearson correlation, after the same number of ste
 each model's embedding distances and one ground truth: S2 solved to convergence by ott-jax on
 the same held-out pairs.
 
+The report shows each side's OT setting (coordinate scaling, cost scale, epsilon, iteration
+rule, padding) as read from its code: ours from the config and ``wormhole.ot``, the published
+one by building its ``Wormhole`` on the same clouds (``_published_worker.py --describe``).
+``--settings-only`` regenerates just that table into an existing result, without training.
+
 The published ``wassersteinwormhole`` pins its own jax and flax, so it runs in its own virtual
 environment (``--published-python``, default ``$WORMHOLE_PUBLISHED_PYTHON``) through
 ``benchmarks/_published_worker.py``. Without it the benchmark reports our trainer only and
@@ -21,30 +27,39 @@ says so. Results go to ``benchmarks/results/train_throughput.{md,json}``.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
-import resource
-import shlex
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import jax
-import numpy as np
-from _machine import describe_machine, package_version
-from ott.geometry import pointcloud
-from ott.solvers import linear
-from tqdm.auto import tqdm
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
-from wormhole.api import resolve_config
-from wormhole.data import PointClouds, train_test_split
-from wormhole.evaluate.metrics import agreement
-from wormhole.models import WormholeModel, build_model, embedding_distance
-from wormhole.ot import OTSpec, estimate_cost_scale, pairwise_distances
-from wormhole.trainer import (
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from ott.geometry import pointcloud  # noqa: E402
+from ott.solvers import linear  # noqa: E402
+from ott.solvers.linear import sinkhorn  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from benchmarks._harness import (  # noqa: E402
+    RESULTS,
+    Run,
+    cpu_seconds,
+    markdown_table,
+    package_version,
+    write_result,
+)
+from benchmarks._published import run_worker, setting_cells  # noqa: E402
+from wormhole.api import resolve_config  # noqa: E402
+from wormhole.data import PointClouds, train_test_split  # noqa: E402
+from wormhole.evaluate.metrics import agreement  # noqa: E402
+from wormhole.models import WormholeModel, build_model, embedding_distance  # noqa: E402
+from wormhole.ot import OTSpec, estimate_cost_scale, pairwise_distances  # noqa: E402
+from wormhole.ot.solvers import linear_geometry  # noqa: E402
+from wormhole.trainer import (  # noqa: E402
     create_train_state,
     make_optimizer,
     make_train_step,
@@ -52,9 +67,6 @@ from wormhole.trainer import (
     sample_batch,
 )
 
-HERE = Path(__file__).resolve().parent
-WORKER = HERE / "_published_worker.py"
-RESULTS = HERE / "results" / "train_throughput"
 TARGET_RATIO = 5.0
 
 
@@ -275,70 +287,114 @@ def profile_ours(model, config, target_spec, tx, batch, steps: int,
     }
 
 
-def cpu_seconds() -> float:
-    """User + system CPU time of this process, all threads (robust to other users' load)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+# --------------------------------------------------------------------------- each side's setting
 
 
-# --------------------------------------------------------------------------- published package
+def ott_sinkhorn_defaults() -> dict:
+    """ott-jax's ``Sinkhorn`` defaults that our solves do not override."""
+    params = inspect.signature(sinkhorn.Sinkhorn.__init__).parameters
+    return {k: params[k].default for k in ("threshold", "inner_iterations", "min_iterations")}
 
 
-def run_published(python: str, train: PointClouds, test: PointClouds, first, second,
-                  settings: dict, timeout: float) -> tuple[dict | None, str]:
-    """The worker's JSON, or ``None`` and the reason it could not run."""
-    if not python:
-        return None, ("no interpreter with wassersteinwormhole given (--published-python or "
-                      "$WORMHOLE_PUBLISHED_PYTHON)")
-    if not Path(python).exists():
-        return None, f"{python} does not exist"
-    check = subprocess.run([python, "-c", "import wassersteinwormhole"], capture_output=True,
-                           text=True)
-    if check.returncode:
-        return None, f"{python} cannot import wassersteinwormhole: {check.stderr.strip()[-300:]}"
-    with tempfile.TemporaryDirectory() as tmp:
-        data, config = Path(tmp) / "clouds.npz", Path(tmp) / "settings.json"
-        np.savez(data, train_points=train.points, train_weights=train.weights,
-                 test_points=test.points, test_weights=test.weights, first=first,
-                 second=second)
-        config.write_text(json.dumps(settings))
-        # stderr (the package's progress bar and prints) passes through to the terminal.
-        proc = subprocess.run([python, str(WORKER), str(data), str(config)], stdout=subprocess.PIPE,
-                              text=True, timeout=timeout)
-    if proc.returncode:
-        return None, f"the published worker failed (exit {proc.returncode}); see its stderr"
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    print("[published] " + json.dumps({k: v for k, v in out.items() if k != "pred"}),
-          file=sys.stderr)
-    return out, ""
+def our_setting(train: PointClouds, settings: dict) -> dict:
+    """Our OT setting, read from the config ``run_ours`` trains with and from ``wormhole.ot``."""
+    config = our_config(settings)
+    spec = OTSpec.from_config(config.ot, cost_scale=settings["cost_scale"])
+    decoder = OTSpec.from_config(config.ot, cost_scale=settings["cost_scale"], decoder=True)
+    real = train.weights > 0
+    geometry = linear_geometry(train.points[0], train.points[1], spec)
+    return {"ott": package_version("ott-jax"),
+            "coordinate_range": [float(train.points[real].min()),
+                                 float(train.points[real].max())],
+            "cost_scale": spec.cost_scale, "epsilon": spec.epsilon,
+            "decoder_epsilon": decoder.epsilon, "geometry_epsilon": float(geometry.epsilon),
+            "lse_mode": spec.lse_mode, "threshold": spec.threshold,
+            "max_iterations": spec.max_iterations, "decoder_threshold": decoder.threshold,
+            "ott_sinkhorn_defaults": ott_sinkhorn_defaults(),
+            "batch_bucket": config.train.length_bucket, "solve_bucket": spec.length_bucket,
+            "sequential": spec.sequential}
+
+
+def our_setting_cells(o: dict, ours: dict) -> dict[str, str]:
+    """:func:`our_setting` in words, with our run's figures ``ours``, citing the code."""
+    d = o["ott_sinkhorn_defaults"]
+    lengths = ours.get("compiled_lengths")
+    padding = (f"each batch cropped to its largest cloud rounded up to {o['batch_bucket']} "
+               "(`wormhole.trainer.sample_batch`"
+               + (f"; lengths in the run {lengths}, mean {ours['mean_padded_length']:.0f})"
+                  if lengths else ")"))
+    if o["sequential"]:
+        padding += (f"; on CPU each solve is further cropped to its pair's multiple of "
+                    f"{o['solve_bucket']} (sequential batching, `wormhole/ot/batched.py: "
+                    "map_pairs`)")
+    hit = ours.get("target_hit_cap_fraction")
+    return {
+        "coordinate scaling":
+            "none: `run_ours` trains on the clouds `load_clouds` returns (`wormhole.data."
+            "loaders.idx.load_mnist`: pixel grid positions divided by 27, `wormhole/data/"
+            "images.py: images_to_clouds`); the trainer's `data.normalize` step "
+            "(`prepare_dataset`) is not on this path. Real points span "
+            f"[{o['coordinate_range'][0]:.3g}, {o['coordinate_range'][1]:.3g}]",
+        "cost scale":
+            f"{o['cost_scale']:.4g}: `wormhole/ot/scale.py: estimate_cost_scale`, the largest "
+            "squared Euclidean cost between real points over 256 seeded random pairs of "
+            "training clouds; costs are divided by it (`wormhole/ot/solvers.py: "
+            "linear_geometry`, `scale_cost`)",
+        "epsilon":
+            f"{o['epsilon']} targets, {o['decoder_epsilon']} reconstruction, absolute on the "
+            f"scaled cost (the geometry's epsilon: {o['geometry_epsilon']:g}; "
+            "`OTSpec.from_config`)",
+        "log domain": f"{o['lse_mode']} (`ot.lse_mode`)",
+        "stopping threshold":
+            f"{o['threshold']} marginal error (reconstruction: {o['decoder_threshold']}) "
+            "(`ot.threshold`; `wormhole/ot/solvers.py: _sinkhorn_kwargs`)",
+        "min / max iterations":
+            f"{d['min_iterations']} (ott-jax {o['ott']} default) / {o['max_iterations']} "
+            "(`ot.max_iterations`)",
+        "inner iterations (error checked every)":
+            f"{d['inner_iterations']} (ott-jax {o['ott']} default, not overridden)",
+        "iterations run":
+            "until the threshold or the cap: "
+            + (f"{hit:.1%} of target solves hit the cap in the run" if hit is not None
+               else "not measured"),
+        "self terms OT(x, x)":
+            "once per cloud, symmetric updates (parallel, momentum 1/2) (`wormhole/ot/"
+            "batched.py: self_terms`, `solvers.py: solve_linear_self`)",
+        "padding": padding,
+    }
+
+
+def describe_settings(args, train, test, first, second, settings, ours: dict) -> dict:
+    """Both sides' OT settings as read from their code, and the report's table rows."""
+    mine = our_setting(train, settings)
+    theirs, reason = run_worker(args.published_python, train, test, first, second, settings,
+                                args.published_timeout, describe=True)
+    published = setting_cells(theirs) if theirs else {}
+    rows = [[name, cell, published.get(name, f"n/a ({reason})")]
+            for name, cell in our_setting_cells(mine, ours).items()]
+    return {"ours": mine, "published": theirs,
+            "published_version": theirs["version"] if theirs else "not run", "rows": rows}
 
 
 # --------------------------------------------------------------------------- report
 
 
-def write_report(result: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    s, m, ours, theirs = (result["settings"], result["machine"], result["ours"],
-                          result.get("published"))
-    rows = [("", "wormhole (ours)", "wassersteinwormhole (published)")]
+def report(result: dict) -> list[str]:
+    s, ours, theirs = result["settings"], result["ours"], result.get("published")
 
     def cell(side, fmt, key):
         return fmt.format(side[key]) if side and side.get(key) is not None else "n/a"
 
-    for label, fmt, key in [
-        ("steps/s (after compilation)", "{:.3f}", "steps_per_s"),
-        (f"wall time of {s['steps']} steps (s)", "{:.1f}", "train_s"),
-        ("CPU seconds per step (all threads)", "{:.2f}", "cpu_s_per_step"),
-        ("compilation + first steps (s)", "{:.1f}", "warmup_s"),
-        ("held-out Pearson vs converged S2", "{:.4f}", "pearson"),
-        ("held-out Spearman vs converged S2", "{:.4f}", "spearman"),
-        ("package version", "{}", "version"),
-        ("jax / ott-jax", "{}", "stack"),
-    ]:
-        rows.append((label, cell(ours, fmt, key), cell(theirs, fmt, key)))
-    table = "\n".join("| " + " | ".join(r) + " |" for r in rows[:1]) + "\n|---|---|---|\n" + \
-        "\n".join("| " + " | ".join(r) + " |" for r in rows[1:])
+    table = markdown_table(["", "wormhole (ours)", "wassersteinwormhole (published)"], [
+        (label, cell(ours, fmt, key), cell(theirs, fmt, key)) for label, fmt, key in [
+            ("steps/s (after compilation)", "{:.3f}", "steps_per_s"),
+            (f"wall time of {s['steps']} steps (s)", "{:.1f}", "train_s"),
+            ("CPU seconds per step (all threads)", "{:.2f}", "cpu_s_per_step"),
+            ("compilation + first steps (s)", "{:.1f}", "warmup_s"),
+            ("held-out Pearson vs converged S2", "{:.4f}", "pearson"),
+            ("held-out Spearman vs converged S2", "{:.4f}", "spearman"),
+            ("package version", "{}", "version"),
+            ("jax / ott-jax", "{}", "stack")]])
     if theirs:
         verdict = (f"**Ratio (ours / published): {result['ratio']:.1f}x steps/s** "
                    f"(target >= {TARGET_RATIO:g}x: "
@@ -350,80 +406,121 @@ def write_report(result: dict, path: Path) -> None:
         verdict = (f"**The published package did not run: {result['published_reason']}.** "
                    f"Only our trainer was measured; no ratio.")
     lines = [
-        "# Training throughput: wormhole vs wassersteinwormhole",
-        "",
-        "Made by `benchmarks/train_throughput.py` with:",
-        "",
-        f"    {result['command']}",
-        "",
-        f"Run at {result['date']} on {m['cpu']} ({m['cpus_usable']} usable cores, "
-        f"{m['backend']}; {m['platform']}). Load average before / after: "
-        f"{result['load_before']} / {result['load_after']}. The machine is shared, so wall-clock "
-        f"figures carry other users' load; CPU time per step (user + system, all threads of "
-        f"each trainer's process) is much less sensitive to it. Both trainers ran in this one "
-        f"run, one after the other.",
-        "",
-        verdict,
-        "",
-        table,
-        "",
-        "## Setting (identical for both)",
-        "",
+        "Both trainers ran in this one run, one after the other. Wall-clock figures carry "
+        "other users' load; CPU time per step (user + system, all threads of each trainer's "
+        "process) is much less sensitive to it.", "",
+        verdict, "", *table, "",
+        "## Shared settings", "",
         f"- Data: {result['data']}; {s['num_train']} training clouds, {s['num_test']} "
         f"held-out clouds, {s['mean_points']:.1f} points per cloud on average "
         f"(max {s['max_points']}); intensity weights.",
         f"- Batch {s['batch_size']}; all {s['batch_size'] * (s['batch_size'] - 1) // 2} "
-        f"in-batch pairs; {s['kind']} Sinkhorn divergence, epsilon {s['epsilon']} on costs "
-        f"divided by one shared cost scale {s['cost_scale']:.4g}; at most "
-        f"{s['max_iterations']} Sinkhorn iterations, log-domain.",
+        f"in-batch pairs; {s['kind']} Sinkhorn divergence targets and reconstruction loss.",
         f"- Transformer encoder and decoder: width/embedding {s['emb_dim']}, {s['num_layers']} "
         f"blocks each, {s['num_heads']} heads, MLP {s['mlp_dim']}, dropout {s['dropout']}; "
         f"decoder of {s['decoder_points']} points; loss = stress + {s['reconstruction_weight']} "
         f"x S2 reconstruction; embedding distance = mean squared difference; Adam, constant "
-        f"learning rate {s['learning_rate']}.",
+        f"learning rate {s['learning_rate']} (the published default; its 0.99 decay every "
+        "2000 steps does not start within the run), so ours runs with "
+        "`train.schedule=constant`, no warm-up and no gradient clipping.",
         f"- Quality: {s['num_pairs']} random held-out pairs; ground truth S2 by ott-jax "
         f"{result['ground_truth']['ott']} run to threshold {s['gt_threshold']:g} "
         f"({result['ground_truth']['converged_fraction']:.1%} of pairs converged within "
         f"{s['gt_max_iterations']} iterations).",
-        "",
-        "## How each side runs",
-        "",
+    ]
+    setting = result.get("setting")
+    if setting:
+        lines += [
+            "", "## The OT setting of each side, as its code runs it", "",
+            "Ours read from the config `run_ours` trains with and from `wormhole.ot`; the "
+            f"published package's ({setting['published_version']}) read from its `Wormhole` "
+            "built on the same clouds and settings (`_published_worker.py --describe`), one "
+            "solve by its own helper, and its installed source (files and functions named "
+            "are the package's).", "",
+            *markdown_table(["setting", "wormhole (ours)", "wassersteinwormhole (published)"],
+                            setting["rows"])]
+        if setting.get("regenerated"):
+            g = setting["regenerated"]
+            lines += ["", f"This table was regenerated on {g['date']} by `{g['command']}`, "
+                      "without training; every other figure in this file is from the run "
+                      f"above ({result.get('date', '?')}) and was not re-measured."]
+    lines += [
+        "", "## How each side runs", "",
         "- Published: the loop of its `Wormhole.train` (same sampling, jitted train step "
         "and progress bookkeeping), in its own virtual environment, run twice from one fresh "
         "train state: a few steps to compile, then the timed steps (calling `Wormhole.train` "
-        "twice would compile twice, as each call makes a new optimiser). Its Sinkhorn runs "
-        "a fixed number of iterations (`min_iterations = max_iterations`), batches are "
-        "padded to the largest cloud of the data set, and each of the three terms of every "
-        "pair's divergence is solved separately. Its cost-scale estimate is replaced by the "
-        "shared value.",
+        "twice would compile twice, as each call makes a new optimiser).",
         "- Ours: `wormhole.trainer.make_train_step` in the loop `train_and_evaluate` runs "
-        "(checkpoints and held-out evaluation off). Sinkhorn stops at marginal error "
-        f"{result['our_threshold']:g} or at the cap; the self terms OT(x, x) are solved once "
-        "per cloud with symmetric updates; batch padding is cropped to a multiple of "
-        "`train.length_bucket`, each length compiled before timing "
-        f"(lengths {ours['compiled_lengths']}, mean {ours['mean_padded_length']:.0f}). "
-        f"Fraction of target solves that hit the iteration cap: "
-        f"{ours['target_hit_cap_fraction']:.1%}; of reconstruction solves: "
+        "(checkpoints and held-out evaluation off), each padded length compiled before timing. "
+        f"Fraction of reconstruction solves that hit the iteration cap: "
         f"{ours['reconstruction_hit_cap_fraction']:.1%}.",
-        "- Optimiser on both: Adam at a constant learning rate (the published default; its "
-        "0.99 decay every 2000 steps does not start within the run), so ours runs with "
-        "`train.schedule=constant`, no warm-up and no gradient clipping.",
     ]
-    if theirs:
-        lines.append(f"- Published padded length: {theirs['padded_length']}; Sinkhorn "
-                     f"iterations per solve: {theirs['sinkhorn_iterations']}.")
     if "profile" in ours:
         p = ours["profile"]
         lines += ["", "## Where our step spends its time (ms per step)", "",
-                  "| full step | OT targets | encoder + grad | decoder + reconstruction OT + "
-                  "grad |", "|---|---|---|---|",
-                  f"| {p['full_step_ms']:.0f} | {p['ot_targets_ms']:.0f} | "
-                  f"{p['encoder_and_grad_ms']:.0f} | "
-                  f"{p['decoder_reconstruction_and_grad_ms']:.0f} |"]
-    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+                  *markdown_table(["full step", "OT targets", "encoder + grad",
+                                   "decoder + reconstruction OT + grad"],
+                                  [[f"{p['full_step_ms']:.0f}", f"{p['ot_targets_ms']:.0f}",
+                                    f"{p['encoder_and_grad_ms']:.0f}",
+                                    f"{p['decoder_reconstruction_and_grad_ms']:.0f}"]])]
+    return lines
+
+
+TITLE = "Training throughput: wormhole vs wassersteinwormhole"
 
 
 # --------------------------------------------------------------------------- main
+
+
+def prepare(args) -> tuple[PointClouds, PointClouds, np.ndarray, np.ndarray, dict, str]:
+    """The clouds, held-out pairs and shared settings of a run with ``args``."""
+    clouds, data_name = load_clouds(args.mnist_dir)
+    if len(clouds) > args.max_clouds:
+        keep = np.random.default_rng(args.seed).choice(len(clouds), args.max_clouds,
+                                                       replace=False)
+        clouds = clouds.subset(np.sort(keep))
+    train, test = train_test_split(clouds, args.test_fraction, args.seed)
+    print(f"{data_name}\ntrain: {train.summary()}\ntest:  {test.summary()}", file=sys.stderr)
+    cost_scale = estimate_cost_scale(train.points, train.weights, "S2", seed=args.seed)
+    settings = {
+        "kind": "S2", "epsilon": args.epsilon, "max_iterations": args.max_iterations,
+        "cost_scale": cost_scale, "batch_size": args.batch_size, "steps": args.steps,
+        "warmup_steps": 2, "seed": args.seed, "learning_rate": 1e-4,
+        "emb_dim": 128, "num_layers": 3, "num_heads": 4, "mlp_dim": 512,
+        # The published model drops attention weights only, ours also activations: no
+        # dropout on either side keeps the networks the same.
+        "dropout": 0.0,
+        "decoder_points": effective_points(train.weights),
+        "reconstruction_weight": args.reconstruction_weight,
+        "num_train": len(train), "num_test": len(test),
+        "mean_points": float(clouds.sizes.mean()), "max_points": int(clouds.sizes.max()),
+        "num_pairs": args.num_pairs, "gt_threshold": args.gt_threshold,
+        "gt_max_iterations": args.gt_max_iterations,
+    }
+    first, second = held_out_pairs(len(test), args.num_pairs, args.seed)
+    return train, test, first, second, settings, data_name
+
+
+def regenerate_settings(args, run: Run) -> int:
+    """``--settings-only``: the setting table into the existing result at ``args.out``."""
+    path = args.out.parent / (args.out.name + ".json")
+    if not path.exists():
+        print(f"error: --settings-only needs an existing result at {path}; run the benchmark "
+              f"first.", file=sys.stderr)
+        return 1
+    result = json.loads(path.read_text())
+    train, test, first, second, settings, _ = prepare(args)
+    if not np.isclose(settings["cost_scale"], result["settings"]["cost_scale"]):
+        print(f"error: these options give cost scale {settings['cost_scale']:.6g}, the result "
+              f"file's run had {result['settings']['cost_scale']:.6g}: not the same setting. "
+              f"Pass the options of its command: {result['command']}", file=sys.stderr)
+        return 1
+    setting = describe_settings(args, train, test, first, second, settings, result["ours"])
+    done = run.finish()
+    setting["regenerated"] = {key: done[key] for key in ("command", "date", "machine")}
+    result["setting"] = setting
+    print(write_result(args.out, result, TITLE, report(result)))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -452,52 +549,28 @@ def main(argv=None) -> int:
                         help="also break our step time into OT targets, encoder, decoder")
     parser.add_argument("--skip-published", action="store_true")
     parser.add_argument("--published-timeout", type=float, default=4 * 3600)
-    parser.add_argument("--out", type=Path, default=RESULTS,
+    parser.add_argument("--settings-only", action="store_true",
+                        help="only regenerate the table of each side's OT setting in the "
+                             "existing result file (no training, no timing)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "train_throughput",
                         help="result path without suffix (.md and .json are written)")
     args = parser.parse_args(argv)
+    run = Run.start(__file__, argv)
+    if args.settings_only:
+        return regenerate_settings(args, run)
 
-    load_before = [round(v, 2) for v in os.getloadavg()]
-    clouds, data_name = load_clouds(args.mnist_dir)
-    if len(clouds) > args.max_clouds:
-        keep = np.random.default_rng(args.seed).choice(len(clouds), args.max_clouds,
-                                                       replace=False)
-        clouds = clouds.subset(np.sort(keep))
-    train, test = train_test_split(clouds, args.test_fraction, args.seed)
-    print(f"{data_name}\ntrain: {train.summary()}\ntest:  {test.summary()}", file=sys.stderr)
-    cost_scale = estimate_cost_scale(train.points, train.weights, "S2", seed=args.seed)
-    defaults = our_config({"emb_dim": 128, "num_layers": 3, "num_heads": 4, "mlp_dim": 512,
-                           "dropout": 0.0, "decoder_points": 1, "kind": "S2",
-                           "epsilon": args.epsilon, "cost_scale": cost_scale,
-                           "max_iterations": args.max_iterations,
-                           "reconstruction_weight": args.reconstruction_weight,
-                           "steps": args.steps, "batch_size": args.batch_size,
-                           "learning_rate": 1e-4, "seed": args.seed})
-    settings = {
-        "kind": "S2", "epsilon": args.epsilon, "max_iterations": args.max_iterations,
-        "cost_scale": cost_scale, "batch_size": args.batch_size, "steps": args.steps,
-        "warmup_steps": 2, "seed": args.seed, "learning_rate": defaults.train.learning_rate,
-        "emb_dim": 128, "num_layers": 3, "num_heads": 4, "mlp_dim": 512,
-        # The published model drops attention weights only, ours also activations: no
-        # dropout on either side keeps the networks the same.
-        "dropout": 0.0,
-        "decoder_points": effective_points(train.weights),
-        "reconstruction_weight": args.reconstruction_weight,
-        "num_train": len(train), "num_test": len(test),
-        "mean_points": float(clouds.sizes.mean()), "max_points": int(clouds.sizes.max()),
-        "num_pairs": args.num_pairs, "gt_threshold": args.gt_threshold,
-        "gt_max_iterations": args.gt_max_iterations,
-    }
-    first, second = held_out_pairs(len(test), args.num_pairs, args.seed)
+    train, test, first, second, settings, data_name = prepare(args)
     print(f"ground truth: S2 on {args.num_pairs} held-out pairs, Sinkhorn to "
           f"{args.gt_threshold:g}", file=sys.stderr)
-    truth, converged = ground_truth_s2(test, first, second, args.epsilon, cost_scale,
-                                       args.gt_threshold, args.gt_max_iterations)
+    truth, converged = ground_truth_s2(test, first, second, args.epsilon,
+                                       settings["cost_scale"], args.gt_threshold,
+                                       args.gt_max_iterations)
 
     published, reason = None, "skipped (--skip-published)"
     if not args.skip_published:
         print("== published package ==", file=sys.stderr)
-        published, reason = run_published(args.published_python, train, test, first, second,
-                                          settings, args.published_timeout)
+        published, reason = run_worker(args.published_python, train, test, first, second,
+                                       settings, args.published_timeout)
         if published is None:
             print(f"published package not measured: {reason}", file=sys.stderr)
     print("== our trainer ==", file=sys.stderr)
@@ -509,15 +582,12 @@ def main(argv=None) -> int:
             side.update(pearson=scores.pearson, spearman=scores.spearman)
             side["stack"] = f"{side['jax']} / {side['ott']}"
     ours["version"] = package_version("wormhole")
+    setting = describe_settings(args, train, test, first, second, settings, ours)
     result = {
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": describe_machine(),
-        "load_before": load_before,
-        "load_after": [round(v, 2) for v in os.getloadavg()],
+        **run.finish(),
         "data": data_name,
         "settings": settings,
-        "our_threshold": defaults.ot.threshold,
+        "our_threshold": setting["ours"]["threshold"],
         "ground_truth": {"ott": package_version("ott-jax"),
                          "converged_fraction": float(np.mean(converged))},
         "ours": ours,
@@ -526,9 +596,9 @@ def main(argv=None) -> int:
         "ratio": ours["steps_per_s"] / published["steps_per_s"] if published else None,
         "cpu_ratio": published["cpu_s_per_step"] / ours["cpu_s_per_step"] if published
         else None,
+        "setting": setting,
     }
-    write_report(result, args.out)
-    print(args.out.with_suffix(".md").read_text())
+    print(write_result(args.out, result, TITLE, report(result)))
     return 0
 
 
