@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     line = f"{config.problem.kind}: {summary['estimate']:.6g} +- {summary['stderr']:.2g}"
+    if not summary["reliable"]:
+        line += f" (unreliable: reference ESS {summary['reference_ess']:.1f})"
     if summary["closed_form"] is not None:
         line += (f" | closed form {summary['closed_form']:.6g} "
                  f"(rel. error {summary['closed_form_relative_error']:.2%})")

@@ -32,7 +32,12 @@ from wormhole.neural_ot import (
     sinkhorn_eot,
 )
 from wormhole.neural_ot.config import check_config, neural_ot_config_from_dict
-from wormhole.neural_ot.gaussian import gaussian_conditional_mean, gaussian_plan_log_density
+from wormhole.neural_ot.eot import estimate_semi_dual
+from wormhole.neural_ot.gaussian import (
+    entropic_potential_gaussians,
+    gaussian_conditional_mean,
+    gaussian_plan_log_density,
+)
 from wormhole.neural_ot.gw import _moment_influence, moment_term
 from wormhole.neural_ot.plan import EntropicPlan
 from wormhole.neural_ot.reference import gw_objective
@@ -122,6 +127,47 @@ def test_plan_marginals_match_the_inputs_on_samples(gaussian_eot):
     assert float(jnp.mean(jnp.abs(rows - 1))) > 0.3
 
 
+def test_jackknife_over_reference_blocks_corrects_the_bias_and_reports_its_spread():
+    # The exact optimal potential: its semi-dual with the exact c-transform is OT_eps, so the
+    # only errors are the reference sample's (and the evaluation samples' Monte Carlo error).
+    mu, nu = random_gaussian(8, 0), random_gaussian(8, 1)
+    eps = 1.0
+    truth = entropic_ot_gaussians(mu, nu, eps)
+    x = mu.sample(jax.random.PRNGKey(1), 20000)
+    y = nu.sample(jax.random.PRNGKey(2), 20000)
+    plan = EntropicPlan(entropic_potential_gaussians(mu, nu, eps), costs.SqEuclidean().all_pairs,
+                        mu.sample(jax.random.PRNGKey(10), 2000), eps)
+    values, ref_stderrs = [], []
+    for seed in range(4):
+        plan.reference = mu.sample(jax.random.PRNGKey(10 + seed), 2000)  # same shape: no recompile
+        estimate = estimate_semi_dual(plan, x, y, blocks=20)
+        eval_stderr = np.sqrt(estimate.stderr**2 - estimate.reference_stderr**2)
+        # Uncorrected, a 2,000-point reference puts the estimate several standard errors above
+        # the closed form; the jackknife brings it back within its (wider) standard error.
+        assert estimate.plug_in - truth > 4 * eval_stderr
+        assert abs(estimate.value - truth) < 3 * estimate.stderr
+        assert estimate.reliable and estimate.reference_ess > 10
+        values.append(estimate.value)
+        ref_stderrs.append(estimate.reference_stderr)
+    # The reference's share of the standard error matches how far independent references
+    # move the estimate (x and y fixed).
+    assert 1 / 3 < np.std(values, ddof=1) / np.mean(ref_stderrs) < 3
+
+
+def test_small_reference_at_small_epsilon_is_flagged_unreliable():
+    mu, nu = random_gaussian(8, 0), random_gaussian(8, 1)
+    settings = {"network": NetworkConfig(width=32), "train": NeuralTrainConfig(steps=100),
+                "evaluation": NeuralEvalConfig(eval_size=1000, reference_size=400)}
+    with pytest.warns(UserWarning, match="median effective size of .* biased upward"):
+        result = neural_eot(mu.sample, nu.sample, 0.25, **settings)
+    assert not result.reliable and result.reference_ess < 10
+    assert result.reference_stderr > 0 and result.plug_in > result.cost
+    # A finite sample used whole as the reference gives the exact c-transform: no correction.
+    x, y = _two_clouds(100)
+    exact = neural_eot(x, y, 0.25, **settings)
+    assert exact.reliable and exact.reference_stderr == 0 and exact.cost == exact.plug_in
+
+
 def test_chunked_plan_evaluation_equals_one_block():
     x, y = _two_clouds(37)
 
@@ -132,6 +178,12 @@ def test_chunked_plan_evaluation_equals_one_block():
     whole = EntropicPlan(potential, cost, x, 0.7, chunk_size=1000)
     blocks = EntropicPlan(potential, cost, x, 0.7, chunk_size=8)
     np.testing.assert_allclose(whole.psi(y), blocks.psi(y), rtol=1e-5, atol=1e-5)
+    # The reference split into blocks (for the jackknife) adds up to the whole c-transform.
+    split = EntropicPlan(potential, cost, x[:36], 0.7, chunk_size=8)
+    sums = split.reference_log_sums(y, 4)
+    assert sums.shape == (4, len(y))
+    psi = -0.7 * (jax.scipy.special.logsumexp(sums, axis=0) - np.log(36.0))
+    np.testing.assert_allclose(psi, split.psi(y), rtol=1e-5, atol=1e-5)
     for a, b in zip(whole.marginals(x, y), blocks.marginals(x, y), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5)
     np.testing.assert_allclose(whole.barycentric_projection(x, y),

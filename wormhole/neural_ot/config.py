@@ -80,6 +80,11 @@ class NeuralTrainConfig:
     steps: int = spec(3000, min=1)
     batch_size: int = spec(512, min=2, doc="points per side per step; a sample no larger "
                                            "than this is used whole (full batch)")
+    reference_batch_size: int | None = spec(
+        None, min=2, doc="points of mu per step, over which the mini-batch c-transform "
+                         "averages (None: batch_size). At small epsilon a c-transform over few "
+                         "points is biased towards a smaller epsilon; more points cut that bias "
+                         "for a cost linear in this size")
     learning_rate: float = spec(1e-2, min=0.0, min_exclusive=True,
                                 doc="Adam step size (the potential's output is scaled to the "
                                     "cost's spread, so one value suits most problems)")
@@ -97,9 +102,15 @@ class NeuralTrainConfig:
 class NeuralEvalConfig:
     """The final estimate on large fresh batches, computed in chunks (bounded memory)."""
 
-    eval_size: int = spec(20000, min=2, doc="points of mu and of nu averaged in the estimate")
-    reference_size: int = spec(20000, min=2,
-                               doc="points of mu in the log-sum-exp of the c-transform psi")
+    eval_size: int = spec(10000, min=2, doc="points of mu and of nu averaged in the estimate")
+    reference_size: int = spec(100000, min=2,
+                               doc="points of mu in the log-sum-exp of the c-transform psi "
+                                   "(cost: eval_size x reference_size pair costs); a finite "
+                                   "sample no larger than this is used whole (psi exact)")
+    reference_blocks: int = spec(20, min=2,
+                                 doc="independent blocks of the reference sample: the "
+                                     "leave-one-block-out jackknife corrects psi's bias and "
+                                     "gives the reference's share of the standard error")
     moment_size: int = spec(200000, min=2, doc="egw/eigw, sampler data: draws per side for "
                                                "the training means (centring) and the "
                                                "starting A (a finite sample is used whole)")

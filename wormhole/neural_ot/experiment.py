@@ -147,10 +147,13 @@ def run_experiment(config: NeuralOTConfig, workdir: str | Path | None = None, *,
     seconds = time.perf_counter() - start
     summary: dict[str, Any] = {
         "name": config.name, "kind": kind, "epsilon": eps, "estimate": result.cost,
-        "stderr": result.stderr, "seconds": seconds,
+        "stderr": result.stderr, "reference_ess": result.reference_ess,
+        "reliable": result.reliable, "seconds": seconds,
         "history": {k: np.asarray(v).tolist() for k, v in result.history.items()},
     }
-    if kind != "eot":
+    if kind == "eot":
+        summary.update(plug_in=result.plug_in, reference_stderr=result.reference_stderr)
+    else:
         summary.update(matrix=np.asarray(result.matrix).tolist(),
                        moment_term=result.moment_term, inner_ot=result.ot_cost)
     key = jax.random.PRNGKey(config.data.seed + 101)

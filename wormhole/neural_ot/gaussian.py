@@ -23,6 +23,7 @@ __all__ = [
     "entropic_igw_gaussians",
     "entropic_ot_gaussians",
     "entropic_plan_gaussians",
+    "entropic_potential_gaussians",
     "gaussian_plan_log_density",
     "gaussian_conditional_mean",
     "random_gaussian",
@@ -104,6 +105,32 @@ def entropic_plan_gaussians(mu: Gaussian, nu: Gaussian, epsilon: float):
     mean = np.concatenate([np.asarray(mu.mean, np.float64), np.asarray(nu.mean, np.float64)])
     cov = np.block([[cov_x, cross], [cross.T, cov_y]])
     return mean, cov
+
+
+def entropic_potential_gaussians(mu: Gaussian, nu: Gaussian, epsilon: float):
+    """An optimal potential of ``OT_eps(mu, nu)`` (squared Euclidean cost), up to a constant.
+
+    Returns ``phi: [n, d] -> [n]`` (traceable) with ``E_mu phi + E_nu phi^c = OT_eps``. From
+    the Gibbs form ``eps log dpi/d(mu (x) nu) = phi(x) + psi(y) - ||x - y||^2`` of the
+    Gaussian plan ``N(m, S)`` (:func:`entropic_plan_gaussians`), with ``P = S^{-1}`` and
+    ``u = x - a``::
+
+        phi(x) = ||x||^2 - (eps / 2) u^T (P_xx - A^{-1}) u + eps u^T P_xy b.
+    """
+    mean, cov = entropic_plan_gaussians(mu, nu, epsilon)
+    dim = mu.dim
+    precision = np.linalg.inv(cov)
+    a, b = mean[:dim], mean[dim:]
+    quad = precision[:dim, :dim] - np.linalg.inv(np.asarray(mu.cov, np.float64))
+    lin = precision[:dim, dim:] @ b
+    a, quad, lin = (jnp.asarray(v, jnp.float32) for v in (a, quad, lin))
+
+    def potential(x: jnp.ndarray) -> jnp.ndarray:
+        u = x - a
+        return (jnp.sum(x**2, axis=-1) - 0.5 * epsilon * jnp.sum((u @ quad) * u, axis=-1)
+                + epsilon * u @ lin)
+
+    return potential
 
 
 def _gaussian_logpdf(z: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:

@@ -35,8 +35,10 @@ import numpy as np
 from wormhole.neural_ot.config import NetworkConfig, NeuralEvalConfig, NeuralTrainConfig
 from wormhole.neural_ot.eot import (
     TrainedPotential,
+    estimate_semi_dual,
     evaluation_samples,
     train_potential,
+    warn_if_unreliable,
 )
 from wormhole.neural_ot.plan import EntropicPlan, c_transform
 from wormhole.neural_ot.sampling import Source, as_source
@@ -153,13 +155,18 @@ class EGWResult(NamedTuple):
     Attributes:
       cost: the estimate ``S1 + weight ||A||^2 + OT_A``, both terms on the same evaluation
         samples.
-      stderr: its Monte Carlo standard error over the evaluation samples (reference sample
-        held fixed), from the influence function ``S1' + phi`` and ``S1' + psi``.
+      stderr: its standard error: over the evaluation samples, from the influence function
+        ``S1' + phi`` and ``S1' + psi``, and over the c-transform's reference sample (block
+        jackknife, see :class:`~wormhole.neural_ot.eot.SemiDualEstimate`).
       kind: 'egw' or 'eigw'.
       epsilon: regularisation strength.
       matrix: the final ``A: [dx, dy]`` (half the plan's cross moment ``E_pi[x y^T]``).
       moment_term: ``S1(mu, nu)``.
-      ot_cost: the inner ``OT_{c_A, eps}`` at the final A.
+      ot_cost: the inner ``OT_{c_A, eps}`` at the final A (corrected for the bias of the
+        c-transform's finite reference sample).
+      reference_ess: median effective sample size of that reference in the c-transform.
+      reliable: the reference is exact or its ESS is at least
+        :data:`~wormhole.neural_ot.eot.RELIABLE_ESS` (else a warning was issued).
       shift_x, shift_y: the means of the evaluation samples, subtracted in the final cost
         and the plan (zeros for 'eigw'; training centres with the moment sample's means).
       plan: the alignment plan, on the original (uncentred) coordinates.
@@ -173,6 +180,8 @@ class EGWResult(NamedTuple):
     matrix: np.ndarray
     moment_term: float
     ot_cost: float
+    reference_ess: float
+    reliable: bool
     shift_x: np.ndarray
     shift_y: np.ndarray
     plan: EntropicPlan
@@ -258,7 +267,8 @@ def neural_egw(x, y, epsilon: float, kind: str = "egw", *, network: NetworkConfi
     # The final estimate is S1 + w ||A||^2 + OT_A of the evaluation samples' own measures, so
     # they are centred by their own means: the decomposition into S1 and OT_A holds for
     # centred measures only, and the training means differ from these by sampling error.
-    reference, x_eval, y_eval = evaluation_samples(source_x, source_y, evaluation, k_eval)
+    reference, x_eval, y_eval, exact = evaluation_samples(source_x, source_y, evaluation,
+                                                          k_eval)
     train_shift_x = shift_x
     if spec.centred:
         shift_x, shift_y = jnp.mean(x_eval, axis=0), jnp.mean(y_eval, axis=0)
@@ -270,12 +280,12 @@ def neural_egw(x, y, epsilon: float, kind: str = "egw", *, network: NetworkConfi
         return gw_pair_cost(kind, matrix, a - shift_x, b - shift_y)
 
     plan = EntropicPlan(potential, pair_cost, reference, epsilon, evaluation.chunk_size)
-    phi, psi = plan.phi(x_eval), plan.psi(y_eval)
     s1 = moment_term(kind, x_eval - shift_x, y_eval - shift_y)
     infl_x, infl_y = _moment_influence(kind, x_eval - shift_x, y_eval - shift_y)
-    ot_cost = float(jnp.mean(phi) + jnp.mean(psi))
-    stderr = float(jnp.sqrt(jnp.var(infl_x + phi) / phi.shape[0]
-                            + jnp.var(infl_y + psi) / psi.shape[0]))
-    cost = s1 + spec.weight * float(jnp.sum(matrix**2)) + ot_cost
-    return EGWResult(cost, stderr, kind, float(epsilon), np.asarray(matrix), s1, ot_cost,
-                     np.asarray(shift_x), np.asarray(shift_y), plan, trained)
+    inner = estimate_semi_dual(plan, x_eval, y_eval, blocks=evaluation.reference_blocks,
+                               exact_reference=exact, influence_x=infl_x, influence_y=infl_y)
+    warn_if_unreliable(inner, f"neural {kind.upper()} (its inner OT)")
+    cost = s1 + spec.weight * float(jnp.sum(matrix**2)) + inner.value
+    return EGWResult(cost, inner.stderr, kind, float(epsilon), np.asarray(matrix), s1,
+                     inner.value, inner.reference_ess, inner.reliable, np.asarray(shift_x),
+                     np.asarray(shift_y), plan, trained)

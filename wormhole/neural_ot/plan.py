@@ -26,6 +26,7 @@ import jax.numpy as jnp
 __all__ = [
     "EntropicPlan",
     "PairCost",
+    "block_lse",
     "c_transform",
     "chunked_lse",
     "gibbs_log_density",
@@ -91,6 +92,20 @@ def chunked_lse(weights: jnp.ndarray, rows: jnp.ndarray, cols: jnp.ndarray,
         return out
 
     return _map_rows(over_cols, cols, chunk)
+
+
+def block_lse(weights: jnp.ndarray, rows: jnp.ndarray, cols: jnp.ndarray,
+              pair_cost: PairCost, epsilon: float, chunk: int, blocks: int) -> jnp.ndarray:
+    """:func:`chunked_lse` over each of ``blocks`` equal consecutive slices of the rows:
+    ``weights: [m]``, ``rows: [m, dx]`` (``m`` a multiple of ``blocks``), ``cols: [n, dy]``
+    -> ``[blocks, n]``. ``logsumexp`` over the first axis gives :func:`chunked_lse`."""
+    m = rows.shape[0]
+    if m % blocks:
+        raise ValueError(f"{m} rows do not split into {blocks} equal blocks.")
+    size = m // blocks
+    return jax.lax.map(
+        lambda block: chunked_lse(block[0], block[1], cols, pair_cost, epsilon, chunk),
+        (weights.reshape(blocks, size), rows.reshape((blocks, size) + rows.shape[1:])))
 
 
 def _transposed(pair_cost: PairCost) -> PairCost:
@@ -193,8 +208,20 @@ class EntropicPlan:
             idx = idx.reshape(-1, num)[: x.shape[0]]
             return cand[idx]
 
+        def reference_log_sums(ref, y, blocks):
+            return block_lse(phi(ref), ref, y, pair_cost, eps, chunk, blocks)
+
+        def reference_ess(ref, y):
+            # (sum_i w_i)^2 / sum_i w_i^2 for w_i = exp((phi_i - c_iy) / eps), in log space.
+            lse = chunked_lse(phi(ref), ref, y, pair_cost, eps, chunk)
+            lse2 = chunked_lse(2.0 * phi(ref), ref, y, lambda a, b: 2.0 * pair_cost(a, b), eps,
+                               chunk)
+            return jnp.exp(2.0 * lse - lse2)
+
         self._phi = jax.jit(phi)
         self._psi = jax.jit(psi)
+        self._reference_log_sums = jax.jit(reference_log_sums, static_argnums=2)
+        self._reference_ess = jax.jit(reference_ess)
         self._log_density = jax.jit(log_density)
         self._marginals = jax.jit(marginals)
         self._barycentric = jax.jit(barycentric)
@@ -212,6 +239,21 @@ class EntropicPlan:
     def psi(self, y: jnp.ndarray) -> jnp.ndarray:
         """Its entropic c-transform against the reference sample; ``y: [m, dy]`` -> ``[m]``."""
         return self._psi(self.reference, jnp.asarray(y, jnp.float32))
+
+    def reference_log_sums(self, y: jnp.ndarray, blocks: int) -> jnp.ndarray:
+        """``L[b, j] = log sum_{i in block b} exp((phi(x_i) - c(x_i, y_j)) / eps)`` over
+        ``blocks`` equal consecutive blocks of the reference sample; ``y: [n, dy]`` ->
+        ``[blocks, n]``. ``psi = -eps (logsumexp(L, 0) - log m)``; leaving blocks out gives the
+        jackknife of the c-transform's reference sample."""
+        return self._reference_log_sums(self.reference, jnp.asarray(y, jnp.float32),
+                                        int(blocks))
+
+    def reference_ess(self, y: jnp.ndarray) -> jnp.ndarray:
+        """Effective sample size of the reference sample in the c-transform at each ``y_j``:
+        ``(sum_i w_ij)^2 / sum_i w_ij^2``, ``w_ij = exp((phi(x_i) - c(x_i, y_j)) / eps)``;
+        ``y: [n, dy]`` -> ``[n]``. Between 1 (one reference point carries psi(y_j)) and the
+        reference size; small values mean psi is biased upward."""
+        return self._reference_ess(self.reference, jnp.asarray(y, jnp.float32))
 
     def log_density(self, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
         """``log dpi/d(mu (x) nu)(x_i, y_j)``; ``x: [n, dx]``, ``y: [m, dy]`` -> ``[n, m]``."""

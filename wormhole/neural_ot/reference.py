@@ -32,12 +32,12 @@ class DiscreteSolution(NamedTuple):
 
     Attributes:
       cost: the regularised value, ``eps * KL(P | a b^T)`` included.
-      matrix: the coupling ``P: [n, m]`` (sums to 1).
+      matrix: the coupling ``P: [n, m]`` (sums to 1); ``None`` from an online solve.
       converged: whether the solver met its threshold.
     """
 
     cost: float
-    matrix: np.ndarray
+    matrix: np.ndarray | None
     converged: bool
 
     def density(self) -> np.ndarray:
@@ -54,17 +54,40 @@ def _kl_to_product(matrix: np.ndarray) -> float:
     return float(np.sum(p[positive] * np.log(p[positive] * n * m)))
 
 
+def _restore_is_vmappable() -> None:
+    """ott-jax 0.6.0's online geometry (``PointCloud(batch_size=...)``) looks up
+    ``jax.interpreters.batching.is_vmappable``, which newer JAX no longer exports (it still
+    defines it internally); put the name back so the online mode runs."""
+    from jax._src.interpreters import batching as internal
+    from jax.interpreters import batching
+
+    if not hasattr(batching, "is_vmappable"):
+        batching.is_vmappable = internal.is_vmappable
+
+
 def sinkhorn_eot(x, y, epsilon: float, cost_fn: costs.CostFn | None = None, *,
-                 threshold: float = 1e-6, max_iterations: int = 20000) -> DiscreteSolution:
-    """``OT_eps`` between the empirical measures of ``x: [n, d]`` and ``y: [m, d]``."""
+                 threshold: float = 1e-6, max_iterations: int = 20000,
+                 batch_size: int | None = None) -> DiscreteSolution:
+    """``OT_eps`` between the empirical measures of ``x: [n, d]`` and ``y: [m, d]``.
+
+    ``batch_size=None`` uses a dense geometry (the ``n x m`` cost matrix is held); an integer
+    uses ott-jax's online geometry, which recomputes costs in blocks of that many points at
+    every iteration (``O(n + m)`` memory, the same arithmetic per iteration), and then no
+    coupling matrix is returned (``matrix`` is ``None``).
+    """
+    if batch_size is not None:
+        _restore_is_vmappable()
+
     @jax.jit
     def solve(x, y):
-        geom = pointcloud.PointCloud(x, y, cost_fn=cost_fn, epsilon=epsilon)
-        return linear.solve(geom, threshold=threshold, max_iterations=max_iterations)
+        geom = pointcloud.PointCloud(x, y, cost_fn=cost_fn, epsilon=epsilon,
+                                     batch_size=batch_size)
+        out = linear.solve(geom, threshold=threshold, max_iterations=max_iterations)
+        return out.reg_ot_cost, None if batch_size else out.matrix, out.converged
 
-    out = solve(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
-    return DiscreteSolution(float(out.reg_ot_cost), np.asarray(out.matrix),
-                            bool(out.converged))
+    cost, matrix, converged = solve(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
+    return DiscreteSolution(float(cost), None if matrix is None else np.asarray(matrix),
+                            bool(converged))
 
 
 def _relation(points: np.ndarray, kind: str) -> np.ndarray:
