@@ -105,6 +105,13 @@ def test_out_of_range_number_names_key_and_bound(raw, key, bound):
     assert f"must be {bound}" in str(err.value)
 
 
+@pytest.mark.parametrize("text", [".inf", "-.inf", ".nan"])
+def test_non_finite_numbers_are_refused_on_load(text):
+    """An infinite epsilon used to pass validation and fail only at the first step."""
+    with pytest.raises(ConfigError, match=r"ot\.epsilon: .* it must be a finite number"):
+        load_config(None, [f"ot.epsilon={text}"])
+
+
 def test_range_bounds_themselves_are_allowed():
     config = config_from_dict({"train": {"batch_size": 2}, "data": {"test_fraction": 0.9}})
     assert (config.train.batch_size, config.data.test_fraction) == (2, 0.9)

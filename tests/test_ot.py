@@ -296,6 +296,35 @@ def test_spec_from_config_carries_every_ot_setting():
     assert (decoder.kind, decoder.epsilon) == ("W2", 0.2)
 
 
+def _pot_entropic_cost(x, a, y, b, epsilon):
+    """POT's converged log-domain Sinkhorn plan, scored as ott's reg_ot_cost:
+    <P, C> + eps KL(P | a b^T)."""
+    cost = pot.dist(x, y)
+    plan = pot.sinkhorn(a, b, cost, epsilon, method="sinkhorn_log", numItermax=200_000,
+                        stopThr=1e-12)
+    ratio = np.where(plan > 0, plan / np.outer(a, b), 1.0)
+    return float(np.sum(plan * cost) + epsilon * np.sum(plan * np.log(ratio)))
+
+
+def test_the_default_iteration_cap_converges_at_small_epsilon():
+    """ot.max_iterations unset: the cap grows with 1/epsilon, so solves at epsilon 1e-3
+    converge (the old fixed cap of 200 left them ~10% off)."""
+    from wormhole.config import OTConfig
+
+    points, weights = random_batch(3, size=3, n=40)
+    spec = OTSpec.from_config(OTConfig(kind="W2", epsilon=1e-3), cost_scale=1.0)
+    assert spec.max_iterations >= 10_000
+    out = pairwise_distances(points, weights, spec)
+    assert float(out.hit_cap_fraction) == 0.0
+    first, second = np.triu_indices(3, 1)
+    for value, i, j in zip(np.asarray(out.values), first, second, strict=True):
+        x, a = real(points, weights, i)
+        y, b = real(points, weights, j)
+        assert value == pytest.approx(_pot_entropic_cost(x, a, y, b, 1e-3), rel=2e-3)
+    capped = pairwise_distances(points, weights, spec.replace(max_iterations=200))
+    assert float(capped.hit_cap_fraction) > 0.5  # what the old default did here
+
+
 def test_reconstruction_gradients_implicit_and_unrolled_agree_with_finite_differences():
     points, weights = random_batch(11, size=2)
     x, a = points[:1], weights[:1]

@@ -40,8 +40,11 @@ def test_a_fit_run_keeps_its_clouds_and_evaluation_reads_exactly_them(tmp_path):
     np.testing.assert_array_equal(held_out.labels, test_labels)
     assert len(run_split(model.config, "train")) == 40
     # The evaluation report runs on the same 12 held-out clouds.
-    report = wormhole.evaluate.evaluate_run(tmp_path / "fit", num_pairs=10, plots=False,
-                                            progress=False, labels=[])
+    from wormhole.evaluate import evaluate_run
+
+    report = evaluate_run(tmp_path / "fit", num_pairs=10, stress_clouds=0,
+                          barycenter_labels=[], interpolations=0, num_plot=0, plots=False,
+                          progress=False)
     assert report["num_clouds"] == 12
 
 

@@ -204,6 +204,15 @@ def test_steps_per_s_leaves_out_evaluation_and_checkpoint_time(tmp_path, tiny_da
     assert logs[-1]["steps_per_s"] > 1.5, logs
 
 
+def test_targets_at_the_iteration_cap_are_reported_loudly(tmp_path, tiny_data):
+    config = tiny(tmp_path / "run", ot={"epsilon": 1e-3, "max_iterations": 5},
+                  train={"steps": 2}, checkpoint={"enabled": False})
+    with pytest.warns(RuntimeWarning, match=r"100% of the OT target solves stopped at the "
+                                            r"iteration cap \(ot.max_iterations\)"):
+        out = train_and_evaluate(config, tiny_data, progress=False)
+    assert out.history[0]["target_hit_cap"] == 1.0
+
+
 def test_resume_with_a_different_model_is_refused(tmp_path, tiny_data):
     train_and_evaluate(tiny(tmp_path / "run", train={"steps": 3}), tiny_data, progress=False)
     with pytest.raises(ConfigError, match=r"model\.width=32.*64"):
