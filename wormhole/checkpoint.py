@@ -147,7 +147,8 @@ def verify_checkpoint(step_dir: Path) -> None:
     """
     for item in ("state", "meta"):
         if not (step_dir / item).is_dir():
-            raise DamagedCheckpoint(f"Checkpoint {step_dir} is damaged: '{item}/' is missing.")
+            raise DamagedCheckpoint(f"Checkpoint {step_dir} is damaged: {step_dir / item} is "
+                                    f"missing.")
     manifest = step_dir / _MANIFEST
     if not manifest.exists():
         return

@@ -6,20 +6,12 @@ import jax
 import numpy as np
 
 from wormhole.data import PointClouds
-from wormhole.evaluate.metrics import agreement
+from wormhole.evaluate.metrics import agreement, distinct_random_pairs
 from wormhole.models import WormholeModel, embedding_distance
 from wormhole.models.encoding import encode_in_chunks
 from wormhole.ot import OTSpec, paired_distances
 
-__all__ = ["HeldOutPairs", "distinct_random_pairs"]
-
-
-def distinct_random_pairs(rng: np.random.Generator, count: int,
-                          num_pairs: int) -> tuple[np.ndarray, np.ndarray]:
-    """``num_pairs`` uniformly random ordered pairs ``(i, j)`` of ``count`` items, ``i != j``."""
-    first = rng.integers(0, count, num_pairs)
-    second = (first + rng.integers(1, count, num_pairs)) % count
-    return first, second
+__all__ = ["HeldOutPairs"]
 
 
 class HeldOutPairs:
