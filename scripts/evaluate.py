@@ -38,6 +38,11 @@ def _summary(report: dict) -> str:
         exact = report["pairs_exact"]
         lines.append(f"  vs exact {exact['kind']}: Pearson {exact['pearson']:.4f}, "
                      f"Spearman {exact['spearman']:.4f}")
+    if "model" in report.get("gaussian_closed_form", {}):
+        closed = report["gaussian_closed_form"]
+        lines.append(f"  vs closed-form W2^2 of the generating Gaussians ({closed['num_pairs']}): "
+                     f"Pearson {closed['model']['pearson']:.4f} (the targets themselves: "
+                     f"{closed['target']['pearson']:.4f})")
     if "nearest_neighbor" in report:
         nn = report["nearest_neighbor"]
         shown = ", ".join(f"{k} {v:.4f}" for k, v in nn.items() if k != "num_reference")
