@@ -143,7 +143,9 @@ def provenance_lines(result: dict) -> list[str]:
                  f"carry other users' load.")
     if result.get("wall_s") is not None:
         text += f" Wall time {format_seconds(result['wall_s'])}."
-    return [f"Command: `{result['command']}`", "", text.strip()]
+    command = result["command"]
+    quoted = f"`` {command} ``" if "`" in command else f"`{command}`"  # a note may hold `
+    return [f"Command: {quoted}", "", text.strip()]
 
 
 # --------------------------------------------------------------------------- timing
