@@ -55,15 +55,16 @@ from benchmarks._harness import (  # noqa: E402
 from benchmarks._published import run_worker, setting_cells  # noqa: E402
 from wormhole.api import resolve_config  # noqa: E402
 from wormhole.data import PointClouds, train_test_split  # noqa: E402
-from wormhole.evaluate.metrics import agreement  # noqa: E402
+from wormhole.evaluate.metrics import agreement, distinct_random_pairs  # noqa: E402
 from wormhole.models import WormholeModel, build_model, embedding_distance  # noqa: E402
-from wormhole.ot import OTSpec, estimate_cost_scale, pairwise_distances  # noqa: E402
+from wormhole.models.encoding import encode_in_chunks  # noqa: E402
+from wormhole.ot import OTSpec, pairwise_distances  # noqa: E402
 from wormhole.ot.solvers import linear_geometry  # noqa: E402
+from wormhole.run_setup import resolve_cost_scale, resolve_model_spec  # noqa: E402
 from wormhole.trainer import (  # noqa: E402
     create_train_state,
     make_optimizer,
     make_train_step,
-    resolve_model_spec,
     sample_batch,
 )
 
@@ -103,10 +104,7 @@ def effective_points(weights: np.ndarray) -> int:
 
 
 def held_out_pairs(count: int, num_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng((seed, 3))
-    first = rng.integers(0, count, num_pairs)
-    second = (first + rng.integers(1, count, num_pairs)) % count  # never a cloud with itself
-    return first, second
+    return distinct_random_pairs(np.random.default_rng((seed, 3)), count, num_pairs)
 
 
 def ground_truth_s2(test: PointClouds, first, second, epsilon: float, cost_scale: float,
@@ -216,9 +214,8 @@ def run_ours(train: PointClouds, test: PointClouds, first, second, settings: dic
 
     encode = jax.jit(lambda params, x, a: model.apply({"params": params}, x, a,
                                                       method=WormholeModel.encode))
-    emb = np.concatenate([np.asarray(encode(state.params, test.points[s:s + 256],
-                                            test.weights[s:s + 256]))
-                          for s in range(0, len(test), 256)])
+    emb = encode_in_chunks(lambda x, a: encode(state.params, x, a), test.points, test.weights,
+                           test.sizes, config.model.emb_dim)
     pred = np.asarray(embedding_distance(emb[first], emb[second], "mse"))
     lengths_used = [batch(step).points.shape[1] for step in range(cfg.steps)]
     out = {
@@ -481,7 +478,8 @@ def prepare(args) -> tuple[PointClouds, PointClouds, np.ndarray, np.ndarray, dic
         clouds = clouds.subset(np.sort(keep))
     train, test = train_test_split(clouds, args.test_fraction, args.seed)
     print(f"{data_name}\ntrain: {train.summary()}\ntest:  {test.summary()}", file=sys.stderr)
-    cost_scale = estimate_cost_scale(train.points, train.weights, "S2", seed=args.seed)
+    cost_scale = resolve_cost_scale(
+        resolve_config(None, {"ot.kind": "S2", "data.seed": args.seed}), train)
     settings = {
         "kind": "S2", "epsilon": args.epsilon, "max_iterations": args.max_iterations,
         "cost_scale": cost_scale, "batch_size": args.batch_size, "steps": args.steps,
