@@ -45,8 +45,7 @@ __all__ = [
     "save_config",
 ]
 
-# Kept for the modules that still import them from here.
-spec = option
+# Kept for the modules that still import it from here.
 _closest = did_you_mean
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"

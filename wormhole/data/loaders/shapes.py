@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from wormhole.config import _closest
+from wormhole.configlib import did_you_mean
 from wormhole.data.clouds import PointClouds
 
 __all__ = ["SHAPES", "load_shapes"]
@@ -208,7 +208,7 @@ def load_shapes(path: str | None = None, seed: int = 0, shapes: Sequence[str] = 
     for name in names:
         if name not in SHAPES:
             raise ValueError(f"data.options.shapes: unknown shape {name!r}."
-                             f"{_closest(str(name), SHAPES)} Available: {', '.join(SHAPES)}.")
+                             f"{did_you_mean(str(name), SHAPES)} Available: {', '.join(SHAPES)}.")
     if not names or len(set(names)) != len(names):
         raise ValueError(f"data.options.shapes: expected distinct shape names, got {names}.")
     if num_clouds < 1 or points < 1:

@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from wormhole.config import _closest
+from wormhole.configlib import did_you_mean
 from wormhole.data.clouds import PointClouds
 
 __all__ = ["FAMILIES", "FAMILIES_1D", "FAMILIES_ND", "load_synthetic"]
@@ -157,7 +157,7 @@ def _families(family: str | Sequence[str]) -> list[str]:
             expanded.append(name)
         else:
             raise ValueError(f"data.options.family: unknown family {name!r}."
-                             f"{_closest(str(name), FAMILIES + ('1d',))} Available: "
+                             f"{did_you_mean(str(name), FAMILIES + ('1d',))} Available: "
                              f"{', '.join(FAMILIES)}, or 1d for all one-dimensional ones.")
     if not expanded:
         raise ValueError("data.options.family: no family given.")
