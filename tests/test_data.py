@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import jax
 import numpy as np
@@ -10,11 +11,14 @@ import pytest
 
 from wormhole.config import ConfigError, DataConfig
 from wormhole.data import (
+    CoordinateScaleWarning,
     Normalization,
     PointClouds,
+    distinct_random_pairs,
     label_values,
     load_dataset,
     pad_clouds,
+    prepare_dataset,
     random_rotations,
     rotate_clouds,
     subsample_clouds,
@@ -251,6 +255,19 @@ def test_train_test_split_is_deterministic_disjoint_and_complete():
         train_test_split(data.subset(np.arange(3)), 0.9)
 
 
+def test_distinct_random_pairs_are_uniform_over_ordered_pairs_of_different_items():
+    first, second = distinct_random_pairs(np.random.default_rng(0), 4, 60_000)
+    assert np.all(first != second)
+    counts = np.zeros((4, 4))
+    np.add.at(counts, (first, second), 1)
+    off_diagonal = counts[~np.eye(4, dtype=bool)]
+    np.testing.assert_allclose(off_diagonal / 60_000, 1 / 12, atol=0.005)
+    again = distinct_random_pairs(np.random.default_rng(0), 4, 60_000)
+    np.testing.assert_array_equal(again[0], first)
+    with pytest.raises(ValueError, match="at least two items"):
+        distinct_random_pairs(np.random.default_rng(0), 1, 3)
+
+
 def test_load_dataset_normalises_both_splits_with_the_training_fit():
     config = DataConfig(name="digits", test_fraction=0.2, max_clouds=300, max_points=20, seed=1)
     data = load_dataset(config)
@@ -262,6 +279,22 @@ def test_load_dataset_normalises_both_splits_with_the_training_fit():
     assert data.train.points[real].max() == pytest.approx(1.0, abs=1e-6)
     again = load_dataset(config)
     np.testing.assert_array_equal(again.train.points, data.train.points)
+
+
+@pytest.mark.parametrize("factor, message", [(1e6, r"reach \|x\| = 1e\+06"),
+                                             (1e-5, "span only 1e-05")])
+def test_unnormalised_coordinates_far_from_unit_scale_warn_with_the_scale(factor, message):
+    rng = np.random.default_rng(0)
+    corners = np.array([[0.0, 0.0], [1.0, 1.0]])
+    unit = PointClouds.from_list([np.concatenate([corners, rng.uniform(0, 1, (6, 2))])
+                                  for _ in range(10)])
+    scaled = unit.with_points(unit.points * factor)
+    with pytest.warns(CoordinateScaleWarning, match=message + ".*data.normalize: minmax"):
+        prepare_dataset(scaled, DataConfig(normalize="none", test_fraction=0.2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CoordinateScaleWarning)
+        prepare_dataset(scaled, DataConfig(normalize="minmax", test_fraction=0.2))
+        prepare_dataset(unit, DataConfig(normalize="none", test_fraction=0.2))
 
 
 def test_official_split_needs_a_data_set_that_has_one():

@@ -3,6 +3,7 @@
 from wormhole.data.clouds import PointClouds, label_values, pad_clouds, validate_clouds
 from wormhole.data.dataset import (
     LOADERS,
+    CoordinateScaleWarning,
     Dataset,
     get_loader,
     load_clouds,
@@ -11,6 +12,7 @@ from wormhole.data.dataset import (
 )
 from wormhole.data.transforms import (
     Normalization,
+    distinct_random_pairs,
     random_rotations,
     rotate_clouds,
     subsample_clouds,
@@ -19,9 +21,11 @@ from wormhole.data.transforms import (
 
 __all__ = [
     "LOADERS",
+    "CoordinateScaleWarning",
     "Dataset",
     "Normalization",
     "PointClouds",
+    "distinct_random_pairs",
     "get_loader",
     "label_values",
     "load_clouds",

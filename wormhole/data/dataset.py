@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,7 +14,8 @@ from wormhole.config import ConfigError, DataConfig, _closest
 from wormhole.data.clouds import PointClouds, label_values
 from wormhole.data.transforms import Normalization, subsample_clouds, train_test_split
 
-__all__ = ["LOADERS", "Dataset", "get_loader", "load_clouds", "load_dataset", "prepare_dataset"]
+__all__ = ["LOADERS", "CoordinateScaleWarning", "Dataset", "get_loader", "load_clouds",
+           "load_dataset", "prepare_dataset"]
 
 # name -> "module:function"; imported lazily so one loader's optional dependency never
 # stops another from loading.
@@ -103,6 +105,45 @@ def _exclude_labels(train: PointClouds, config: DataConfig) -> PointClouds:
     return train.subset(keep)
 
 
+class CoordinateScaleWarning(UserWarning):
+    """Training coordinates are far from the unit scale the networks work in."""
+
+
+# The networks see coordinates as they are after data.normalize. The encoder lifts each
+# point linearly into a token and its pre-norm blocks add updates of size ~1: with |x| >> 1
+# the token dwarfs every update, and the final LayerNorm keeps little more than the token's
+# direction, i.e. the direction of x from the origin (at x1e6, scaling every cloud by 1.3
+# moves an initialised encoder's embeddings by 2e-5 of their typical spacing; at x1, by
+# 1.3 spacings). Tokens far below 1 meet LayerNorm's epsilon instead. Digits after 300
+# steps, held-out Pearson by coordinate factor: 1e-5: 0.88, 1e-3: 0.92, 1: 0.93, 3: 0.95,
+# 10: 0.85, 30: 0.63, 100: 0.54, 1e6: 0.52.
+_LARGEST_UNIT_COORDINATE = 5.0
+_SMALLEST_UNIT_EXTENT = 1e-4
+
+
+def _check_scale(train: PointClouds) -> None:
+    real = np.arange(train.length)[None, :] < train.sizes[:, None]
+    coords = train.points[real]
+    largest = float(np.max(np.abs(coords)))
+    extent = float(np.max(coords.max(axis=0) - coords.min(axis=0)))
+    if largest > _LARGEST_UNIT_COORDINATE:
+        what = (f"reach |x| = {largest:.3g} (extent {extent:.3g}): the encoder's transformer "
+                f"blocks add updates of size ~1 to tokens of that size, so it keeps little "
+                f"more than each point's direction from the origin (digits scaled by 10 and "
+                f"100: held-out Pearson 0.85 and 0.54 instead of 0.93 after 300 steps)")
+    elif extent < _SMALLEST_UNIT_EXTENT:
+        what = (f"span only {extent:.3g}: tokens that small are flattened by LayerNorm's "
+                f"epsilon (digits scaled by 1e-5: held-out Pearson 0.88 instead of 0.93 "
+                f"after 300 steps)")
+    else:
+        return
+    warnings.warn(
+        f"data.normalize is 'none' and the training coordinates {what}. Set data.normalize: "
+        f"minmax, or rescale the coordinates to about [0, 1] before training (the networks "
+        f"work in units of about 1; OT targets are computed on the coordinates as given).",
+        CoordinateScaleWarning, stacklevel=3)
+
+
 def prepare_dataset(clouds: PointClouds, config: DataConfig,
                     test: PointClouds | None = None) -> Dataset:
     """Cap, subsample, split and normalise clouds as ``config`` says.
@@ -111,6 +152,10 @@ def prepare_dataset(clouds: PointClouds, config: DataConfig,
     ``config.exclude_labels`` are then removed from the training split (the test split
     keeps them). The normalisation is fitted on the training clouds only and applied to
     both splits.
+
+    Warns (:class:`CoordinateScaleWarning`) when ``config.normalize`` is ``none`` and the
+    training coordinates are far from unit scale: larger than 5 in absolute value, or
+    spanning less than 1e-4.
     """
     if config.max_clouds is not None and len(clouds) > config.max_clouds:
         keep = np.random.default_rng(config.seed).choice(len(clouds), config.max_clouds,
@@ -130,6 +175,8 @@ def prepare_dataset(clouds: PointClouds, config: DataConfig,
     if config.exclude_labels:
         train = _exclude_labels(train, config)
     norm = Normalization.fit(train, config.normalize)
+    if config.normalize == "none":
+        _check_scale(train)
     return Dataset(norm.apply_to(train), None if test is None else norm.apply_to(test), norm)
 
 

@@ -12,6 +12,7 @@ from wormhole.data.clouds import PointClouds, pad_clouds
 
 __all__ = [
     "Normalization",
+    "distinct_random_pairs",
     "random_rotations",
     "rotate_clouds",
     "subsample_clouds",
@@ -86,6 +87,25 @@ def subsample_clouds(clouds: PointClouds, max_points: int, seed: int = 0) -> Poi
     padded, mass = pad_clouds(points, weights)
     sizes = np.array([len(x) for x in points], np.int32)
     return PointClouds(padded, mass, sizes, clouds.labels, clouds.label_names, clouds.metadata)
+
+
+def distinct_random_pairs(rng: np.random.Generator, count: int,
+                          num_pairs: int) -> tuple[np.ndarray, np.ndarray]:
+    """``num_pairs`` uniformly random ordered pairs ``(i, j)`` of ``count`` items, ``i != j``.
+
+    Pairs are drawn independently (with replacement); ``i`` is uniform and ``j`` uniform
+    among the other ``count - 1`` items.
+
+    Returns:
+      ``first, second``: ``[num_pairs]`` integer indices.
+
+    Raises:
+      ValueError: if there are fewer than two items.
+    """
+    if count < 2:
+        raise ValueError(f"Distinct pairs need at least two items, got {count}.")
+    first = rng.integers(0, count, num_pairs)
+    return first, (first + rng.integers(1, count, num_pairs)) % count
 
 
 def train_test_split(clouds: PointClouds, test_fraction: float,

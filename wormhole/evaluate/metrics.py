@@ -1,6 +1,8 @@
 """How well embedding distances agree with OT, and how well embeddings separate labels.
 
-Plain NumPy/SciPy/scikit-learn functions of arrays: no model, no solver.
+Plain NumPy/SciPy/scikit-learn functions of arrays: no model, no solver. The pairs they are
+computed on are drawn by :func:`~wormhole.data.transforms.distinct_random_pairs`, re-exported
+here (it lives in ``wormhole.data`` so that the OT layer can draw pairs too).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
+
+from wormhole.data.transforms import distinct_random_pairs
 
 __all__ = ["Agreement", "UndefinedCorrelationWarning", "agreement", "distinct_random_pairs",
            "nearest_neighbor_accuracy", "nearest_neighbor_hits"]
@@ -21,25 +25,6 @@ _EQUAL_RELATIVE_SPREAD = 1e-6
 
 class UndefinedCorrelationWarning(UserWarning):
     """Pearson and Spearman correlations are undefined: one side's values are all equal."""
-
-
-def distinct_random_pairs(rng: np.random.Generator, count: int,
-                          num_pairs: int) -> tuple[np.ndarray, np.ndarray]:
-    """``num_pairs`` uniformly random ordered pairs ``(i, j)`` of ``count`` items, ``i != j``.
-
-    Pairs are drawn independently (with replacement); ``i`` is uniform and ``j`` uniform
-    among the other ``count - 1`` items.
-
-    Returns:
-      ``first, second``: ``[num_pairs]`` integer indices.
-
-    Raises:
-      ValueError: if there are fewer than two items.
-    """
-    if count < 2:
-        raise ValueError(f"Distinct pairs need at least two items, got {count}.")
-    first = rng.integers(0, count, num_pairs)
-    return first, (first + rng.integers(1, count, num_pairs)) % count
 
 
 class Agreement(NamedTuple):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 from wormhole.config import Config, ConfigError
 from wormhole.data import PointClouds, load_clouds, prepare_dataset
 from wormhole.data.clouds import label_values
+from wormhole.data.dataset import CoordinateScaleWarning
 
 __all__ = ["SPLITS", "input_clouds", "label_values", "run_split"]
 
@@ -31,7 +33,10 @@ def run_split(config: Config, split: str = "test") -> PointClouds:
     if split == "all":
         data = replace(data, split="random", test_fraction=0.0, exclude_labels=None)
     try:
-        dataset = prepare_dataset(load_clouds(data), data)
+        with warnings.catch_warnings():
+            # The clouds are wanted in the user's units; the run's own normalisation applies.
+            warnings.simplefilter("ignore", CoordinateScaleWarning)
+            dataset = prepare_dataset(load_clouds(data), data)
     except ConfigError as err:
         raise ValueError(f"Cannot reload the run's data set: {err}") from None
     if split == "test":
