@@ -1,4 +1,4 @@
-"""Where training metrics go, and the rule that stops a diverging run.
+"""Where training metrics go, the rule that stops a diverging run, and the loop's reports.
 
 One writer for every record: ``metrics.jsonl`` in the run directory always, and TensorBoard
 event files under ``<run>/tensorboard/`` when ``train.tensorboard`` is set, through
@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import time
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DivergenceGuard", "MetricsWriter", "TrainingDiverged", "truncate_metrics"]
+import jax
+import numpy as np
+
+__all__ = ["DivergenceGuard", "MetricsWriter", "RunReport", "TrainingDiverged",
+           "truncate_metrics"]
+
+# A target solve at the iteration cap is inaccurate; warn when more than this fraction does.
+HIT_CAP_WARNING = 0.01
 
 
 class TrainingDiverged(RuntimeError):
@@ -85,3 +95,88 @@ class DivergenceGuard:
                 return index, (f"the loss grew to {loss:.4g}, over train.divergence_factor="
                                f"{self.factor:g} times the first step's {self.reference:.4g}")
         return None
+
+
+def _mean_metrics(records: Sequence[dict]) -> dict:
+    return {k: float(np.mean([r[k] for r in records])) for k in records[0]}
+
+
+class RunReport:
+    """The periodic actions of the training loop that report: metric records (checked by
+    the divergence rule first), held-out evaluation, the iteration-cap warning, and the
+    training clock (evaluation and checkpoint time are not training time)."""
+
+    def __init__(self, writer: MetricsWriter, guard: DivergenceGuard, schedule: Callable,
+                 checkpoints: Path | None, last_saved: int | None, bar):
+        self.writer, self.guard, self.schedule = writer, guard, schedule
+        self.checkpoints, self.last_saved, self.bar = checkpoints, last_saved, bar
+        self.history: list[dict] = []
+        self.pending: list = []
+        self.train_seconds = 0.0
+        self.tick = time.perf_counter()
+        self.warned_cap = False
+
+    def kept(self) -> str:
+        if self.last_saved is None:
+            return "No checkpoint had been written."
+        return (f"The last good checkpoint (step {self.last_saved}) is kept in "
+                f"{self.checkpoints}.")
+
+    def pause(self, state=None) -> None:
+        """Stop the training clock (evaluation and checkpoints are not training time),
+        after the steps dispatched so far have finished."""
+        if state is not None:
+            jax.block_until_ready(state)
+        self.train_seconds += time.perf_counter() - self.tick
+
+    def resume(self) -> None:
+        self.tick = time.perf_counter()
+
+    def write(self, record: dict) -> None:
+        self.writer.write(record)
+        self.history.append(record)
+
+    def flush(self, done: int) -> None:
+        """Check and log the pending steps' metrics; raise on divergence."""
+        records = [{k: float(v) for k, v in m.items()} for m in jax.device_get(self.pending)]
+        self.pause()
+        first = done - len(records)
+        failure = self.guard.first_failure(records)
+        if failure is not None:
+            index, reason = failure
+            if index:
+                self.write({"step": first + index, **_mean_metrics(records[:index])})
+            raise TrainingDiverged(
+                f"Training stopped at step {first + index + 1}: {reason}. {self.kept()} Try a "
+                f"lower train.learning_rate, train.grad_clip, or a larger ot.epsilon.")
+        record = {"step": done, **_mean_metrics(records),
+                  "learning_rate": float(self.schedule(done - 1)),
+                  "steps_per_s": len(records) / max(self.train_seconds, 1e-9)}
+        self.pending, self.train_seconds = [], 0.0
+        self.write(record)
+        self._warn_about_cap(record)
+        self.bar.set_postfix({k: f"{record[k]:.3g}" for k in
+                              ("loss", "stress", "reconstruction", "batch_pearson",
+                               "steps_per_s") if k in record}, refresh=False)
+        self.resume()
+
+    def _warn_about_cap(self, record: dict) -> None:
+        if self.warned_cap or record["target_hit_cap"] <= HIT_CAP_WARNING:
+            return
+        self.warned_cap = True
+        message = (f"{100 * record['target_hit_cap']:.0f}% of the OT target solves stopped at "
+                   f"the iteration cap (ot.max_iterations) by step {record['step']}: the targets "
+                   f"are not converged. Raise ot.max_iterations (or leave it unset), or raise "
+                   f"ot.epsilon.")
+        self.bar.write(f"WARNING: {message}")
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def evaluate(self, evaluator: Callable[[Any], dict], params, done: int) -> None:
+        self.pause(params)
+        started = time.perf_counter()
+        record = {"step": done, **evaluator(params),
+                  "eval_seconds": time.perf_counter() - started}
+        self.write(record)
+        self.bar.write(f"step {done}: " + ", ".join(
+            f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
+        self.resume()

@@ -11,7 +11,6 @@ The batch's leading axis is sharded over the devices of a data mesh (:func:`data
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,7 +38,13 @@ from wormhole.data import Dataset, PointClouds, load_dataset, random_rotations, 
 from wormhole.data.padding import bucket_length
 from wormhole.held_out import HeldOutPairs
 from wormhole.losses import LOSS_TERMS, StepArrays, pearson
-from wormhole.metrics_log import DivergenceGuard, MetricsWriter, TrainingDiverged, truncate_metrics
+from wormhole.metrics_log import (
+    DivergenceGuard,
+    MetricsWriter,
+    RunReport,
+    TrainingDiverged,
+    truncate_metrics,
+)
 from wormhole.models import ModelSpec, WormholeModel, build_model, embedding_distance
 from wormhole.ot import OTSpec, pairwise_distances
 from wormhole.run_setup import (
@@ -67,10 +72,6 @@ __all__ = [
     "sample_batch",
     "train_and_evaluate",
 ]
-
-# A target solve at the iteration cap is inaccurate; warn when more than this fraction does.
-HIT_CAP_WARNING = 0.01
-
 
 class TrainState(train_state.TrainState):
     """Flax train state plus the run's PRNG key (raw ``uint32[2]`` data, storable as is)."""
@@ -284,90 +285,6 @@ def make_evaluator(config: Config, model: WormholeModel, dataset: Dataset,
 # --------------------------------------------------------------------------- the loop
 
 
-def _mean_metrics(records: Sequence[dict]) -> dict:
-    return {k: float(np.mean([r[k] for r in records])) for k in records[0]}
-
-
-class _Progress:
-    """The periodic actions of the loop that report: metrics records, evaluation, warnings."""
-
-    def __init__(self, config: Config, writer: MetricsWriter, guard: DivergenceGuard,
-                 store: CheckpointStore | None, last_saved: int | None, bar):
-        self.config, self.writer, self.guard, self.store = config, writer, guard, store
-        self.last_saved, self.bar = last_saved, bar
-        self.schedule = learning_rate_schedule(config.train)
-        self.history: list[dict] = []
-        self.pending: list = []
-        self.train_seconds, self.train_steps = 0.0, 0
-        self.tick = time.perf_counter()
-        self.warned_cap = False
-
-    def kept(self) -> str:
-        if self.last_saved is None:
-            return "No checkpoint had been written."
-        return (f"The last good checkpoint (step {self.last_saved}) is kept in "
-                f"{self.store.directory}.")
-
-    def pause(self, state=None) -> None:
-        """Stop the training clock (evaluation and checkpoints are not training time),
-        after the steps dispatched so far have finished."""
-        if state is not None:
-            jax.block_until_ready(state)
-        self.train_seconds += time.perf_counter() - self.tick
-
-    def resume(self) -> None:
-        self.tick = time.perf_counter()
-
-    def write(self, record: dict) -> None:
-        self.writer.write(record)
-        self.history.append(record)
-
-    def flush(self, done: int) -> None:
-        """Check and log the pending steps' metrics; raise on divergence."""
-        records = [{k: float(v) for k, v in m.items()} for m in jax.device_get(self.pending)]
-        self.pause()
-        first = done - len(records)
-        failure = self.guard.first_failure(records)
-        if failure is not None:
-            index, reason = failure
-            if index:
-                self.write({"step": first + index, **_mean_metrics(records[:index])})
-            raise TrainingDiverged(
-                f"Training stopped at step {first + index + 1}: {reason}. {self.kept()} Try a "
-                f"lower train.learning_rate, train.grad_clip, or a larger ot.epsilon.")
-        record = {"step": done, **_mean_metrics(records),
-                  "learning_rate": float(self.schedule(done - 1)),
-                  "steps_per_s": len(records) / max(self.train_seconds, 1e-9)}
-        self.pending, self.train_seconds = [], 0.0
-        self.write(record)
-        self._warn_about_cap(record)
-        self.bar.set_postfix({k: f"{record[k]:.3g}" for k in
-                              ("loss", "stress", "reconstruction", "batch_pearson",
-                               "steps_per_s") if k in record}, refresh=False)
-        self.resume()
-
-    def _warn_about_cap(self, record: dict) -> None:
-        if self.warned_cap or record["target_hit_cap"] <= HIT_CAP_WARNING:
-            return
-        self.warned_cap = True
-        message = (f"{100 * record['target_hit_cap']:.0f}% of the OT target solves stopped at "
-                   f"the iteration cap (ot.max_iterations) by step {record['step']}: the targets "
-                   f"are not converged. Raise ot.max_iterations (or leave it unset), or raise "
-                   f"ot.epsilon.")
-        self.bar.write(f"WARNING: {message}")
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-
-    def evaluate(self, evaluator: HeldOutPairs, params, done: int) -> None:
-        self.pause(params)
-        started = time.perf_counter()
-        record = {"step": done, **evaluator(params),
-                  "eval_seconds": time.perf_counter() - started}
-        self.write(record)
-        self.bar.write(f"step {done}: " + ", ".join(
-            f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
-        self.resume()
-
-
 def train_and_evaluate(config: Config, dataset: Dataset | None = None,
                        callbacks: Sequence[Callable[[int, dict], None]] = (),
                        progress: bool = True) -> TrainOutput:
@@ -436,8 +353,8 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
     start = int(state.step)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=config.name,
                dynamic_ncols=True)
-    report = _Progress(config, writer, DivergenceGuard(cfg.divergence_factor), store, latest,
-                       bar)
+    report = RunReport(writer, DivergenceGuard(cfg.divergence_factor), learning_rate_schedule(cfg),
+                       store.directory if store else None, latest, bar)
     try:
         for step in range(start, cfg.steps):
             batch = jax.device_put(sample_batch(train, step, cfg.batch_size, cfg.seed,
