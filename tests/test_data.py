@@ -21,6 +21,7 @@ from wormhole.data import (
     prepare_dataset,
     random_rotations,
     rotate_clouds,
+    select_splits,
     subsample_clouds,
     train_test_split,
     validate_clouds,
@@ -293,8 +294,12 @@ def test_unnormalised_coordinates_far_from_unit_scale_warn_with_the_scale(factor
         prepare_dataset(scaled, DataConfig(normalize="none", test_fraction=0.2))
     with warnings.catch_warnings():
         warnings.simplefilter("error", CoordinateScaleWarning)
-        prepare_dataset(scaled, DataConfig(normalize="minmax", test_fraction=0.2))
+        minmax = prepare_dataset(scaled, DataConfig(normalize="minmax", test_fraction=0.2))
         prepare_dataset(unit, DataConfig(normalize="none", test_fraction=0.2))
+        # The same selection in the clouds' own units, for callers that normalise later.
+        train, test = select_splits(scaled, DataConfig(normalize="minmax", test_fraction=0.2))
+    np.testing.assert_allclose(minmax.normalization.apply_to(train).points, minmax.train.points)
+    np.testing.assert_allclose(minmax.normalization.apply_to(test).points, minmax.test.points)
 
 
 def test_official_split_needs_a_data_set_that_has_one():

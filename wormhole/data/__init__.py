@@ -9,6 +9,7 @@ from wormhole.data.dataset import (
     load_clouds,
     load_dataset,
     prepare_dataset,
+    select_splits,
 )
 from wormhole.data.transforms import (
     Normalization,
@@ -34,6 +35,7 @@ __all__ = [
     "prepare_dataset",
     "random_rotations",
     "rotate_clouds",
+    "select_splits",
     "subsample_clouds",
     "train_test_split",
     "validate_clouds",

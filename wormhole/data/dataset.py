@@ -15,7 +15,7 @@ from wormhole.data.clouds import PointClouds, label_values
 from wormhole.data.transforms import Normalization, subsample_clouds, train_test_split
 
 __all__ = ["LOADERS", "CoordinateScaleWarning", "Dataset", "get_loader", "load_clouds",
-           "load_dataset", "prepare_dataset"]
+           "load_dataset", "prepare_dataset", "select_splits"]
 
 # name -> "module:function"; imported lazily so one loader's optional dependency never
 # stops another from loading.
@@ -144,18 +144,15 @@ def _check_scale(train: PointClouds) -> None:
         CoordinateScaleWarning, stacklevel=3)
 
 
-def prepare_dataset(clouds: PointClouds, config: DataConfig,
-                    test: PointClouds | None = None) -> Dataset:
-    """Cap, subsample, split and normalise clouds as ``config`` says.
+def select_splits(clouds: PointClouds, config: DataConfig, test: PointClouds | None = None
+                  ) -> tuple[PointClouds, PointClouds | None]:
+    """The train and test clouds ``config`` selects, in the clouds' own units (not normalised).
 
-    Without an explicit ``test`` set the clouds are split by ``config.split``. Classes in
-    ``config.exclude_labels`` are then removed from the training split (the test split
-    keeps them). The normalisation is fitted on the training clouds only and applied to
-    both splits.
-
-    Warns (:class:`CoordinateScaleWarning`) when ``config.normalize`` is ``none`` and the
-    training coordinates are far from unit scale: larger than 5 in absolute value, or
-    spanning less than 1e-4.
+    Caps (``max_clouds``, ``max_points``), then splits by ``config.split`` unless an explicit
+    ``test`` set is given, then removes the classes of ``config.exclude_labels`` from the
+    training split (the test split keeps them). ``config.normalize`` is not used: this is
+    the selection :func:`prepare_dataset` normalises, for callers that want the clouds as
+    they are (a run's split for evaluation, clouds to store with a run).
     """
     if config.max_clouds is not None and len(clouds) > config.max_clouds:
         keep = np.random.default_rng(config.seed).choice(len(clouds), config.max_clouds,
@@ -174,6 +171,19 @@ def prepare_dataset(clouds: PointClouds, config: DataConfig,
         train, test = _split(clouds, config)
     if config.exclude_labels:
         train = _exclude_labels(train, config)
+    return train, test
+
+
+def prepare_dataset(clouds: PointClouds, config: DataConfig,
+                    test: PointClouds | None = None) -> Dataset:
+    """Select (:func:`select_splits`) and normalise clouds as ``config`` says.
+
+    The normalisation is fitted on the training clouds only and applied to both splits.
+    Warns (:class:`CoordinateScaleWarning`) when ``config.normalize`` is ``none`` and the
+    training coordinates are far from unit scale: larger than 5 in absolute value, or
+    spanning less than 1e-4.
+    """
+    train, test = select_splits(clouds, config, test)
     norm = Normalization.fit(train, config.normalize)
     if config.normalize == "none":
         _check_scale(train)

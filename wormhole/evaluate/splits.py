@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
 from wormhole.config import Config, ConfigError
-from wormhole.data import PointClouds, load_clouds, prepare_dataset
+from wormhole.data import PointClouds, load_clouds, select_splits
 from wormhole.data.clouds import label_values
-from wormhole.data.dataset import CoordinateScaleWarning
 
 __all__ = ["SPLITS", "input_clouds", "label_values", "run_split"]
 
@@ -29,22 +27,19 @@ def run_split(config: Config, split: str = "test") -> PointClouds:
     """
     if split not in SPLITS:
         raise ValueError(f"Unknown split '{split}'; choose one of {', '.join(SPLITS)}.")
-    data = replace(config.data, normalize="none")
+    data = config.data
     if split == "all":
         data = replace(data, split="random", test_fraction=0.0, exclude_labels=None)
     try:
-        with warnings.catch_warnings():
-            # The clouds are wanted in the user's units; the run's own normalisation applies.
-            warnings.simplefilter("ignore", CoordinateScaleWarning)
-            dataset = prepare_dataset(load_clouds(data), data)
+        train, test = select_splits(load_clouds(data), data)
     except ConfigError as err:
         raise ValueError(f"Cannot reload the run's data set: {err}") from None
     if split == "test":
-        if dataset.test is None:
+        if test is None:
             raise ValueError(f"The run '{config.name}' has no test split (data.test_fraction="
                              f"{config.data.test_fraction}); use split 'train' or 'all'.")
-        return dataset.test
-    return dataset.train
+        return test
+    return train
 
 
 def input_clouds(config: Config, path: str | Path | None = None,
