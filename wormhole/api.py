@@ -27,6 +27,7 @@ from wormhole.config import (
     load_config,
 )
 from wormhole.data import Dataset, PointClouds, load_clouds, prepare_dataset
+from wormhole.data.dataset import select_splits
 from wormhole.data.inputs import as_point_clouds
 from wormhole.data.loaders.files import save_clouds_npz
 from wormhole.inference import Wormhole, from_meta
@@ -100,7 +101,7 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
     train_set = as_point_clouds(clouds, weights, labels)
     test_set = None if test_clouds is None else as_point_clouds(test_clouds, test_weights,
                                                                 test_labels)
-    selected = prepare_dataset(train_set, replace(resolved.data, normalize="none"), test_set)
+    train_part, test_part = select_splits(train_set, resolved.data, test_set)
     data_file = resolved.workdir.expanduser().resolve() / "data" / "clouds.npz"
     run_config = resolve_config(resolved, {
         "data.name": "files", "data.path": str(data_file), "data.options": {},
@@ -112,7 +113,7 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
     # (their fingerprints differ).
     data_file.parent.mkdir(parents=True, exist_ok=True)
     incoming = data_file.with_name("clouds.incoming.npz")
-    save_clouds_npz(incoming, _with_split(selected.train, selected.test))
+    save_clouds_npz(incoming, _with_split(train_part, test_part))
     try:
         dataset = prepare_dataset(load_clouds(replace(run_config.data, path=str(incoming))),
                                   run_config.data)
