@@ -19,9 +19,9 @@ from wormhole.config import (
     config_from_dict,
     config_to_dict,
     load_config,
+    option,
     resolve_config_path,
     save_config,
-    spec,
 )
 from wormhole.data.dataset import LOADERS, get_loader, load_clouds
 
@@ -105,7 +105,7 @@ def test_out_of_range_number_names_key_and_bound(raw, key, bound):
     assert f"must be {bound}" in str(err.value)
 
 
-@pytest.mark.parametrize("text", [".inf", "-.inf", ".nan"])
+@pytest.mark.parametrize("text", [".inf", "-.inf", ".nan", "nan", "Infinity"])
 def test_non_finite_numbers_are_refused_on_load(text):
     """An infinite epsilon used to pass validation and fail only at the first step."""
     with pytest.raises(ConfigError, match=r"ot\.epsilon: .* it must be a finite number"):
@@ -215,8 +215,8 @@ def test_every_shipped_config_loads(path):
 def test_build_dataclass_validates_other_config_kinds():
     @dataclass
     class Estimator:
-        hidden: int = spec(64, min=1)
-        activation: str = spec("relu", choices=("relu", "gelu"))
+        hidden: int = option(64, min=1)
+        activation: str = option("relu", choices=("relu", "gelu"))
 
     assert build_dataclass(Estimator, {"hidden": 8}) == Estimator(hidden=8)
     with pytest.raises(ConfigError, match="Did you mean 'hidden'"):

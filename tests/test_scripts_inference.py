@@ -91,6 +91,23 @@ def test_inputs_of_the_wrong_dimension_name_the_expected_one(run):
         model.decode(np.zeros((2, 5)))
 
 
+def test_bad_inference_arguments_are_named(run, tmp_path):
+    _, model, _ = run
+    cloud = np.random.default_rng(0).random((6, 2))
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        model.encode([cloud], batch_size=0)
+    with pytest.raises(ValueError, match="max_points must be at least 1"):
+        model.encode([cloud], max_points=0)
+    with pytest.raises(ValueError, match=r"with N >= 1, got \(0, 8\)"):
+        model.decode(np.zeros((0, 8)))
+    with pytest.raises(ValueError, match="t must be finite numbers"):
+        model.interpolate(cloud, cloud, t=[0.0, np.nan])
+    with pytest.raises(ValueError, match="Got 1 coefficients for 2 clouds"):
+        model.barycenter([cloud, cloud], coefficients=1.0)
+    with pytest.raises(FileNotFoundError, match="is a file; give the run directory"):
+        wormhole.load(model.workdir / "config.yaml")
+
+
 # --------------------------------------------------------------------------- scripts
 
 

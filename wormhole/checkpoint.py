@@ -113,6 +113,9 @@ def find_checkpoint_dir(path: str | Path) -> tuple[Path, int | None]:
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise FileNotFoundError(f"No run or checkpoint at '{path}'.")
+    if not path.is_dir():
+        raise FileNotFoundError(f"'{path}' is a file; give the run directory (the one holding "
+                                f"'{CHECKPOINT_DIR}/') or one checkpoint folder.")
     if (path / CHECKPOINT_DIR).is_dir():
         return path / CHECKPOINT_DIR, None
     if path.name.isdigit() and path.parent.is_dir() and (path / "state").exists():
@@ -244,8 +247,7 @@ class CheckpointStore:
                 self.restore_meta(step)
                 return step
             except DamagedCheckpoint as err:
-                warnings.warn(f"{err} Skipping it; using an earlier checkpoint.",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(f"{err} Skipping it.", RuntimeWarning, stacklevel=2)
         return None
 
     def restore_latest_intact(self, target: Any = None) -> tuple[int, Any, RunMeta] | None:
@@ -259,8 +261,7 @@ class CheckpointStore:
                 state, meta = self.restore(step, target)
                 return step, state, meta
             except DamagedCheckpoint as err:
-                warnings.warn(f"{err} Skipping it; using an earlier checkpoint.",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(f"{err} Skipping it.", RuntimeWarning, stacklevel=2)
                 before = step
         return None
 

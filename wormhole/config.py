@@ -89,7 +89,9 @@ class ModelConfig:
                         doc="hidden size of each block's MLP; DeepSets: of phi and rho")
     dropout: float = option(0.0, min=0.0, max=0.9)
     pooling: str = option("mean", choices=("mean", "sum"), doc="DeepSets pooling")
-    decoder_layers: int = option(3, min=0, doc="decoder blocks; 0 trains no decoder")
+    decoder_layers: int = option(3, min=0, doc="decoder blocks (0: a decoder without "
+                                               "attention blocks; loss.reconstruction=0 "
+                                               "trains no decoder)")
     decoder_points: int | None = option(None, min=1,
                                        doc="points per decoded cloud (None: typical size)")
     embedding_distance: str = option("mse", choices=("mse", "euclidean"),

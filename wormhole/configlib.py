@@ -55,6 +55,7 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+_NON_FINITE = ("nan", "inf", "infinity")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -81,8 +82,11 @@ def _coerce(value: Any, tp, key: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
+        if isinstance(value, str) and (_NUMBER.fullmatch(value.strip())
+                                       or value.strip().lower().lstrip("+-") in _NON_FINITE):
+            # YAML 1.1 reads "1e-3" (no dot) as a string; "nan" / "inf" (and JSON's "NaN",
+            # "Infinity") are read as the numbers they name, for the range check to refuse.
+            return float(value)
     elif tp is str:
         if isinstance(value, str):
             return value

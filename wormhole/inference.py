@@ -86,6 +86,11 @@ class Wormhole:
             attention and mean pooling), so clouds larger than any seen in training are
             encoded as they are, at a cost quadratic in their size.
         """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        if max_points is not None and max_points < 1:
+            raise ValueError(f"max_points must be at least 1 (or None: every point), got "
+                             f"{max_points}.")
         data = self.prepare(clouds, weights, max_points)
         return encode_in_chunks(lambda x, a: self._encode(self.params, x, a), data.points,
                                 data.weights, data.sizes, self.config.model.emb_dim,
@@ -99,9 +104,11 @@ class Wormhole:
         emb = np.asarray(embeddings, np.float32)
         if emb.ndim == 1:
             emb = emb[None]
-        if emb.ndim != 2 or emb.shape[1] != self.config.model.emb_dim:
-            raise ValueError(f"Embeddings must have shape [N, {self.config.model.emb_dim}], "
-                             f"got {np.shape(embeddings)}.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        if emb.ndim != 2 or emb.shape[1] != self.config.model.emb_dim or not len(emb):
+            raise ValueError(f"Embeddings must have shape [N, {self.config.model.emb_dim}] with "
+                             f"N >= 1, got {np.shape(embeddings)}.")
         if not np.all(np.isfinite(emb)):
             bad = int(np.argwhere(~np.isfinite(emb))[0, 0])
             raise ValueError(f"Embedding {bad} has NaN or infinite entries.")
@@ -186,7 +193,7 @@ class Wormhole:
         if coefficients is None:
             coef = np.full(len(emb), 1.0 / len(emb))
         else:
-            coef = np.asarray(coefficients, np.float64)
+            coef = np.atleast_1d(np.asarray(coefficients, np.float64))
             if coef.shape != (len(emb),):
                 raise ValueError(f"Got {len(coef)} coefficients for {len(emb)} clouds.")
             if np.any(coef < 0) or coef.sum() <= 0 or not np.all(np.isfinite(coef)):
@@ -198,6 +205,8 @@ class Wormhole:
                     weights_b=None) -> np.ndarray:
         """Decode ``(1 - t) E(a) + t E(b)`` for each ``t``: ``[len(t), decoder_points, d]``."""
         t = np.linspace(0.0, 1.0, 8) if t is None else np.atleast_1d(np.asarray(t, np.float32))
+        if not np.all(np.isfinite(t)):
+            raise ValueError(f"Interpolation times t must be finite numbers, got {t.tolist()}.")
         wa = None if weights_a is None else [weights_a]
         wb = None if weights_b is None else [weights_b]
         ea = self.encode([np.asarray(cloud_a)], wa)[0]
