@@ -13,17 +13,18 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from wormhole.config import ConfigError, DataConfig
-from wormhole.data import PointClouds, prepare_dataset
+from wormhole.data import PointClouds, distinct_random_pairs, prepare_dataset
 from wormhole.data.loaders.digits import load_digits
+from wormhole.data.loaders.synthetic import load_synthetic
 from wormhole.evaluate import (
     UndefinedCorrelationWarning,
     agreement,
-    distinct_random_pairs,
     free_support_barycenter,
     ground_truth_distances,
     nearest_neighbor_accuracy,
     pairwise_ground_truth,
 )
+from wormhole.evaluate.ground_truth import gaussian_w2
 from wormhole.evaluate.plots import plot_clouds
 from wormhole.ot import OTSpec, pairwise_distances
 
@@ -153,6 +154,59 @@ def test_a_cost_matrix_function_gives_the_values_of_the_same_named_cost(kind):
     np.testing.assert_allclose(function, named, rtol=1e-6)
 
 
+def test_gaussian_w2_is_pots_closed_form_and_its_large_sample_value():
+    from ot.gaussian import bures_wasserstein_distance
+
+    clouds = load_synthetic(family="gaussians", num_clouds=6, points=1000, dim=2, seed=3)
+    mean, cov = clouds.metadata["mean"], clouds.metadata["cov"]
+    values = gaussian_w2(mean[::2], cov[::2], mean[1::2], cov[1::2])
+    expected = [bures_wasserstein_distance(mean[i], mean[i + 1], cov[i], cov[i + 1]) ** 2
+                for i in (0, 2, 4)]
+    np.testing.assert_allclose(values, expected, rtol=1e-10)
+    # Exact OT between 1000-point samples: the closed form up to sampling error.
+    samples = [pot.emd2(np.full(1000, 1e-3), np.full(1000, 1e-3),
+                        pot.dist(*(clouds.cloud(k)[0].astype(np.float64) for k in (i, i + 1))))
+               for i in (0, 2, 4)]
+    np.testing.assert_allclose(values, samples, rtol=0.03, atol=0.02)
+    # One dimension: (m1 - m2)^2 + (s1 - s2)^2; equal Gaussians are at distance zero.
+    assert gaussian_w2([0.0], [[4.0]], [1.0], [[1.0]]) == pytest.approx(2.0)
+    assert gaussian_w2(mean, cov, mean, cov) == pytest.approx(np.zeros(6), abs=1e-12)
+    with pytest.raises(ValueError, match="must share d"):
+        gaussian_w2(mean[0], cov[0], mean[1, :1], cov[1, :1, :1])
+
+
+@pytest.mark.parametrize("kind, cost", [("S2", None), ("W2", "sqeuclidean"), ("S2", "cosine"),
+                                        ("S1", None)])
+def test_the_report_compares_gaussian_clouds_with_the_closed_form_in_target_units(kind, cost):
+    from types import SimpleNamespace
+
+    from wormhole.config import config_from_dict
+    from wormhole.data import Normalization
+    from wormhole.evaluate.report import _Evaluation
+
+    clouds = load_synthetic(family=["gaussians", "boxes"], num_clouds=40, points=5, seed=1)
+    first, second = distinct_random_pairs(np.random.default_rng(0), 40, 200)
+    meta = clouds.metadata
+    closed = gaussian_w2(meta["mean"][first], meta["cov"][first], meta["mean"][second],
+                         meta["cov"][second])
+    ev = _Evaluation.__new__(_Evaluation)
+    ev.clouds, ev.report = clouds, {}
+    ev.config = config_from_dict({"ot": {"kind": kind, "cost": cost}})
+    ev.model = SimpleNamespace(normalization=Normalization(np.zeros(2, np.float32), 2.0),
+                               cost_scale=3.0)
+    predicted = closed / (2.0 ** 2 * 3.0)  # normalised coordinates, then the cost scale
+    ev._gaussian_closed_form(first, second, predicted, predicted + 0.01)
+    section = ev.report["gaussian_closed_form"]
+    if kind == "S1" or cost == "cosine":
+        assert "skipped" in section
+        return
+    gaussian = clouds.labels == clouds.label_names.index("gaussians")
+    assert section["num_pairs"] == int(np.sum(gaussian[first] & gaussian[second])) > 20
+    assert section["model"]["pearson"] == pytest.approx(1.0)
+    assert section["model"]["stress"] == pytest.approx(0.0, abs=1e-20)
+    assert section["target"]["stress"] == pytest.approx(1e-4)
+
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -184,19 +238,6 @@ def test_agreement_of_all_equal_values_warns_that_correlation_is_undefined(const
             result = agreement(predicted, target)
     assert np.isnan(result.pearson) and np.isnan(result.spearman)
     assert result.stress == pytest.approx(np.mean((predicted - target) ** 2))
-
-
-def test_distinct_random_pairs_are_uniform_over_ordered_pairs_of_different_items():
-    first, second = distinct_random_pairs(np.random.default_rng(0), 4, 60_000)
-    assert np.all(first != second)
-    counts = np.zeros((4, 4))
-    np.add.at(counts, (first, second), 1)
-    off_diagonal = counts[~np.eye(4, dtype=bool)]
-    np.testing.assert_allclose(off_diagonal / 60_000, 1 / 12, atol=0.005)
-    again = distinct_random_pairs(np.random.default_rng(0), 4, 60_000)
-    np.testing.assert_array_equal(again[0], first)
-    with pytest.raises(ValueError, match="at least two items"):
-        distinct_random_pairs(np.random.default_rng(0), 1, 3)
 
 
 def test_nearest_neighbor_accuracy_on_separated_and_mixed_classes():

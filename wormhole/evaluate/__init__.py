@@ -5,7 +5,11 @@ from wormhole.evaluate.barycenter import (
     compare_barycenter,
     free_support_barycenter,
 )
-from wormhole.evaluate.ground_truth import ground_truth_distances, pairwise_ground_truth
+from wormhole.evaluate.ground_truth import (
+    gaussian_w2,
+    ground_truth_distances,
+    pairwise_ground_truth,
+)
 from wormhole.evaluate.metrics import (
     Agreement,
     UndefinedCorrelationWarning,
@@ -38,6 +42,7 @@ __all__ = [
     "distinct_random_pairs",
     "evaluate_run",
     "free_support_barycenter",
+    "gaussian_w2",
     "ground_truth_distances",
     "nearest_euclidean",
     "nearest_neighbor_accuracy",
