@@ -68,9 +68,18 @@ def train(config: Config | str | Path | None = "digits.yaml",
           overrides: Mapping | Sequence[str] | None = None, dataset: Dataset | None = None,
           callbacks: Sequence[Callable[[int, dict], None]] = (),
           progress: bool = True) -> Wormhole:
-    """Train (or resume) the run a config describes, on its configured data set."""
+    """Train (or resume) the run a config describes, on its configured data set.
+
+    A run on AnnData (``data.name: anndata``) then writes its cells' embeddings to
+    ``<run>/embedded.h5ad`` (see :func:`wormhole.cells.write_run_embeddings`).
+    """
     resolved = resolve_config(config, overrides)
-    return _finish(train_and_evaluate(resolved, dataset, callbacks, progress))
+    model = _finish(train_and_evaluate(resolved, dataset, callbacks, progress))
+    if resolved.data.name == "anndata":
+        from wormhole.cells import write_run_embeddings
+
+        write_run_embeddings(model)
+    return model
 
 
 def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
@@ -85,8 +94,14 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
     (``data.name: files``, ``data.split: official``), so evaluation, ``embed.py --split``
     and a resume see exactly these clouds; resuming with other clouds is refused.
 
+    An AnnData object trains on its niches or samples instead (``data.name: anndata``, the
+    loader options from ``data.options``, e.g. ``overrides={"data.options.rep_key":
+    "X_pca"}``): it is saved to ``<workdir>/data/input.h5ad``, the run reads it from there,
+    and the cells' embeddings are written to ``<workdir>/embedded.h5ad`` after training.
+
     Args:
-      clouds: a list of ``[n_i, d]`` arrays (sizes may differ) or :class:`PointClouds`.
+      clouds: a list of ``[n_i, d]`` arrays (sizes may differ), :class:`PointClouds`, or an
+        ``anndata.AnnData``.
       weights: optional per-point weights (default uniform).
       labels: optional per-cloud labels (kept for evaluation and plots).
       test_clouds, test_weights, test_labels: a held-out set; default: a random split of
@@ -98,6 +113,13 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
     resolved = resolve_config(config, overrides)
     if workdir is not None:
         resolved = resolve_config(resolved, {"train.workdir": str(workdir)})
+    if _is_anndata(clouds):
+        if any(v is not None for v in (weights, labels, test_clouds, test_weights,
+                                       test_labels)):
+            raise ValueError("With an AnnData, weights, labels and test clouds come from its "
+                             "loader options (data.options: label_key, ...), not from fit's "
+                             "arguments; the test split is data.test_fraction.")
+        return _fit_anndata(clouds, resolved, progress)
     train_set = as_point_clouds(clouds, weights, labels)
     test_set = None if test_clouds is None else as_point_clouds(test_clouds, test_weights,
                                                                 test_labels)
@@ -125,6 +147,33 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
     else:
         incoming.replace(data_file)
     return _finish(train_and_evaluate(run_config, dataset, progress=progress))
+
+
+def _is_anndata(value) -> bool:
+    return type(value).__name__ == "AnnData" and type(value).__module__.startswith("anndata")
+
+
+def _fit_anndata(adata, resolved: Config, progress: bool) -> Wormhole:
+    """:func:`fit` on an AnnData: the run keeps it as ``data/input.h5ad`` and reads it."""
+    data_file = resolved.workdir.expanduser().resolve() / "data" / "input.h5ad"
+    run_config = resolve_config(resolved, {"data.name": "anndata",
+                                           "data.path": str(data_file)})
+    # As in fit: an existing run keeps the file it was trained on, and a resume with other
+    # cells is refused by their fingerprint.
+    data_file.parent.mkdir(parents=True, exist_ok=True)
+    incoming = data_file.with_name("input.incoming.h5ad")
+    adata.write_h5ad(incoming)
+    try:
+        dataset = prepare_dataset(load_clouds(replace(run_config.data, path=str(incoming))),
+                                  run_config.data)
+    except BaseException:
+        incoming.unlink(missing_ok=True)
+        raise
+    if (data_file.parent.parent / CHECKPOINT_DIR).is_dir() and data_file.exists():
+        incoming.unlink()
+    else:
+        incoming.replace(data_file)
+    return train(run_config, dataset=dataset, progress=progress)
 
 
 def _with_split(train: PointClouds, test: PointClouds | None) -> PointClouds:

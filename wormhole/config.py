@@ -58,7 +58,7 @@ class DataConfig:
     """Which point clouds to train on and how to prepare them."""
 
     name: str = option("digits", choices=("digits", "mnist", "fashion_mnist", "synthetic",
-                                         "shapes", "files"),
+                                         "shapes", "files", "anndata"),
                       doc="data set loader")
     path: str | None = option(None, doc="file or directory for loaders that read files")
     options: dict = option(factory=dict, doc="loader-specific keyword arguments")
@@ -227,6 +227,9 @@ def _check_consistency(config: Config) -> None:
     if config.data.name == "files" and not config.data.path:
         raise ConfigError("data.path: the 'files' loader needs a path to an .npz file or a "
                           "directory of .npy files.")
+    if config.data.name == "anndata" and not config.data.path:
+        raise ConfigError("data.path: the 'anndata' loader needs an .h5ad file (or "
+                          "scanpy:NAME, e.g. scanpy:pbmc68k_reduced).")
 
 
 # --------------------------------------------------------------------------- files and overrides

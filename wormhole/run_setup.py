@@ -25,7 +25,10 @@ RUN_SECTIONS = ("data", "model", "ot", "loss")
 
 
 def _update_with_clouds(digest, clouds: PointClouds) -> None:
-    for array in (clouds.points, clouds.weights, clouds.sizes):
+    # Gathered clouds are hashed by their table and index, never made dense.
+    points = (clouds.points.table, clouds.points.index) if clouds.gathered else \
+        (clouds.points,)
+    for array in (*points, clouds.weights, clouds.sizes):
         digest.update(np.ascontiguousarray(array).tobytes())
         digest.update(str(array.shape).encode())
     if clouds.labels is not None:
@@ -69,9 +72,9 @@ def resolve_model_spec(config: Config, train: PointClouds) -> ModelSpec:
         points = 0
     low = high = None
     if not get_kind(config.ot.kind).quadratic:
-        real = train.points[train.weights > 0]
-        low = tuple(float(v) for v in real.min(axis=0))
-        high = tuple(float(v) for v in real.max(axis=0))
+        lowest, highest = train.bounds(positive_weight=True)
+        low = tuple(float(v) for v in lowest)
+        high = tuple(float(v) for v in highest)
     return ModelSpec(train.dim, points, low, high)
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from wormhole.data.gathered import GatheredPoints
+
 __all__ = ["PointClouds", "label_values", "pad_clouds", "validate_clouds"]
 
 
@@ -102,7 +104,10 @@ class PointClouds:
     """``N`` weighted point clouds in ``d`` dimensions, padded to a common length.
 
     Attributes:
-      points: ``[N, n, d]`` float32 coordinates, zero on padding.
+      points: ``[N, n, d]`` float32 coordinates, zero on padding: a numpy array, or
+        :class:`~wormhole.data.gathered.GatheredPoints` (a row table and indices into it,
+        for clouds that share points, such as the niches of a tissue); methods here keep
+        gathered clouds gathered.
       weights: ``[N, n]`` float32 probability weights (each row sums to one), zero on padding.
       sizes: ``[N]`` number of real points of each cloud.
       labels: optional ``[N]`` integer labels.
@@ -110,7 +115,7 @@ class PointClouds:
       metadata: per-cloud arrays with leading axis ``N`` (e.g. generating parameters).
     """
 
-    points: np.ndarray
+    points: np.ndarray | GatheredPoints
     weights: np.ndarray
     sizes: np.ndarray
     labels: np.ndarray | None = None
@@ -185,6 +190,11 @@ class PointClouds:
         """Padded length (points per row)."""
         return self.points.shape[1]
 
+    @property
+    def gathered(self) -> bool:
+        """Whether the coordinates are a :class:`GatheredPoints` table and index."""
+        return isinstance(self.points, GatheredPoints)
+
     def cloud(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The real points and weights of cloud ``i`` (padding removed)."""
         size = int(self.sizes[i])
@@ -199,14 +209,18 @@ class PointClouds:
         index = np.arange(len(self))[index]
         sizes = self.sizes[index]
         length = int(sizes.max()) if len(index) else 0
+        points = self.points.take(index, length) if self.gathered else \
+            self.points[index, :length]
         return PointClouds(
-            self.points[index, :length], self.weights[index, :length], sizes,
+            points, self.weights[index, :length], sizes,
             None if self.labels is None else self.labels[index], self.label_names,
             {k: v[index] for k, v in self.metadata.items()})
 
     def with_points(self, points: np.ndarray, weights: np.ndarray | None = None) -> PointClouds:
         """The same clouds (labels, metadata) with new padded coordinates (and weights)."""
-        return PointClouds(np.asarray(points, np.float32),
+        if not isinstance(points, GatheredPoints):
+            points = np.asarray(points, np.float32)
+        return PointClouds(points,
                            self.weights if weights is None else np.asarray(weights, np.float32),
                            self.sizes, self.labels, self.label_names, self.metadata)
 
@@ -217,11 +231,45 @@ class PointClouds:
         if length < int(self.sizes.max()):
             raise ValueError(f"Cannot pad to {length} points: the largest cloud has "
                              f"{int(self.sizes.max())}.")
+        if self.gathered:
+            points = self.points.pad_to(length)
+        elif length < self.length:
+            points = self.points[:, :length]
+        else:
+            points = np.pad(self.points, ((0, 0), (0, length - self.length), (0, 0)))
         if length < self.length:
-            return self.with_points(self.points[:, :length], self.weights[:, :length])
-        extra = length - self.length
-        points = np.pad(self.points, ((0, 0), (0, extra), (0, 0)))
-        return self.with_points(points, np.pad(self.weights, ((0, 0), (0, extra))))
+            return self.with_points(points, self.weights[:, :length])
+        return self.with_points(points, np.pad(self.weights, ((0, 0), (0, length - self.length))))
+
+    def real_mask(self) -> np.ndarray:
+        """``[N, n]`` booleans: which entries are real points (not padding)."""
+        return np.arange(self.length)[None, :] < self.sizes[:, None]
+
+    def bounds(self, positive_weight: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The lowest and highest coordinate ``[d]`` over all real points (with
+        ``positive_weight``, over points of positive weight only)."""
+        mask = self.weights > 0 if positive_weight else self.real_mask()
+        coords = self.points.used_rows(mask) if self.gathered else self.points[mask]
+        return coords.min(axis=0), coords.max(axis=0)
+
+    def map_points(self, fn) -> PointClouds:
+        """The clouds with ``fn`` (a map of ``[m, d]`` coordinate rows, applied row by row)
+        applied to every real point; padding stays zero. Gathered clouds map their table."""
+        if self.gathered:
+            return self.with_points(self.points.map_rows(fn))
+        return self.with_points(np.where(self.real_mask()[..., None], fn(self.points), 0.0))
+
+    def take_points(self, positions: np.ndarray, weights: np.ndarray) -> PointClouds:
+        """Cloud ``i`` made of its points ``positions[i]`` (``[N, m]`` positions within each
+        cloud, -1 for padding) with new ``weights [N, m]`` (zero on padding)."""
+        sizes = (positions >= 0).sum(axis=1).astype(np.int32)
+        if self.gathered:
+            points = self.points.take_points(positions)
+        else:
+            points = np.take_along_axis(self.points, np.maximum(positions, 0)[..., None], 1)
+            points = np.where((positions >= 0)[..., None], points, 0.0).astype(np.float32)
+        return PointClouds(points, np.asarray(weights, np.float32), sizes, self.labels,
+                           self.label_names, self.metadata)
 
     def summary(self) -> str:
         """A short human-readable description."""

@@ -26,6 +26,7 @@ LOADERS: dict[str, str] = {
     "synthetic": "wormhole.data.loaders.synthetic:load_synthetic",
     "shapes": "wormhole.data.loaders.shapes:load_shapes",
     "files": "wormhole.data.loaders.files:load_files",
+    "anndata": "wormhole.data.loaders.anndata:load_anndata",
 }
 
 
@@ -122,10 +123,9 @@ _SMALLEST_UNIT_EXTENT = 1e-4
 
 
 def _check_scale(train: PointClouds) -> None:
-    real = np.arange(train.length)[None, :] < train.sizes[:, None]
-    coords = train.points[real]
-    largest = float(np.max(np.abs(coords)))
-    extent = float(np.max(coords.max(axis=0) - coords.min(axis=0)))
+    low, high = train.bounds()
+    largest = float(max(np.max(np.abs(low)), np.max(np.abs(high))))
+    extent = float(np.max(high - low))
     if largest > _LARGEST_UNIT_COORDINATE:
         what = (f"reach |x| = {largest:.3g} (extent {extent:.3g}): the encoder's transformer "
                 f"blocks add updates of size ~1 to tokens of that size, so it keeps little "

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wormhole.data.clouds import PointClouds, pad_clouds
+from wormhole.data.clouds import PointClouds
 
 __all__ = [
     "Normalization",
@@ -42,9 +42,7 @@ class Normalization:
             return cls.identity(clouds.dim)
         if method != "minmax":
             raise ValueError(f"Unknown normalisation '{method}'; use 'none' or 'minmax'.")
-        real = np.arange(clouds.length)[None, :] < clouds.sizes[:, None]
-        coords = clouds.points[real]
-        low, high = coords.min(axis=0), coords.max(axis=0)
+        low, high = clouds.bounds()
         scale = float((high - low).max())
         return cls(low.astype(np.float32), scale if scale > 0 else 1.0)
 
@@ -56,9 +54,8 @@ class Normalization:
         return points * self.scale + self.shift
 
     def apply_to(self, clouds: PointClouds) -> PointClouds:
-        """Normalise real points; padding stays at zero."""
-        mask = (np.arange(clouds.length)[None, :] < clouds.sizes[:, None])[..., None]
-        return clouds.with_points(np.where(mask, self.apply(clouds.points), 0.0))
+        """Normalise real points; padding stays at zero (gathered clouds stay gathered)."""
+        return clouds.map_points(self.apply)
 
     def to_dict(self) -> dict:
         return {"shift": np.asarray(self.shift, np.float32).tolist(), "scale": float(self.scale)}
@@ -72,21 +69,24 @@ def subsample_clouds(clouds: PointClouds, max_points: int, seed: int = 0) -> Poi
     """Keep at most ``max_points`` points of each cloud, drawn uniformly without replacement.
 
     The kept weights are renormalised to one; clouds already small enough are unchanged.
+    Gathered clouds stay gathered (only their indices are subsampled).
     """
     if int(clouds.sizes.max()) <= max_points:
         return clouds
     rng = np.random.default_rng(seed)
-    points, weights = clouds.to_list()
-    for i, (x, w) in enumerate(zip(points, weights, strict=True)):
-        if len(x) > max_points:
-            keep = np.sort(rng.choice(len(x), max_points, replace=False))
+    positions = np.full((len(clouds), max_points), -1, np.int64)
+    weights = np.zeros((len(clouds), max_points), np.float32)
+    for i, size in enumerate(clouds.sizes.tolist()):
+        w = clouds.weights[i, :size]
+        if size > max_points:
+            keep = np.sort(rng.choice(size, max_points, replace=False))
             kept = w[keep]
             if kept.sum() <= 0:
                 kept = np.full(max_points, 1.0 / max_points, np.float32)
-            points[i], weights[i] = x[keep], (kept / kept.sum()).astype(np.float32)
-    padded, mass = pad_clouds(points, weights)
-    sizes = np.array([len(x) for x in points], np.int32)
-    return PointClouds(padded, mass, sizes, clouds.labels, clouds.label_names, clouds.metadata)
+            positions[i], weights[i] = keep, (kept / kept.sum()).astype(np.float32)
+        else:
+            positions[i, :size], weights[i, :size] = np.arange(size), w
+    return clouds.take_points(positions, weights)
 
 
 def distinct_random_pairs(rng: np.random.Generator, count: int,

@@ -34,7 +34,9 @@ def estimate_cost_scale(points, weights, kind: str = "S2", cost=None, num_pairs:
     suits data sets of any extent. Only points with positive weight count.
     """
     spec = OTSpec(kind=kind, cost=cost)
-    points, weights = np.asarray(points), np.asarray(weights)
+    # Indexed, not converted: gathered clouds (wormhole.data.gathered) build only the pairs.
+    points = points if hasattr(points, "shape") else np.asarray(points)
+    weights = np.asarray(weights)
     count = len(points)
     rng = np.random.default_rng((seed, 11))
     first = rng.integers(0, count, num_pairs)
