@@ -1,0 +1,195 @@
+"""OT nearest-neighbour search: candidates, re-ranking against POT and ott-jax, save/load."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import jax
+import numpy as np
+import ot as pot
+import pytest
+
+import wormhole
+from wormhole.config import config_from_dict
+from wormhole.evaluate import run_split
+from wormhole.evaluate.ground_truth import ground_truth_distances
+from wormhole.inference import Wormhole
+from wormhole.search import BruteForce, load_index
+from wormhole.search import candidates as candidates_module
+
+from .conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A few steps on a slice of the digits: a model whose embeddings are far from exact."""
+    workdir = tmp_path_factory.mktemp("run") / "search"
+    config = config_from_dict({
+        "name": "search",
+        "data": {"name": "digits", "max_clouds": 120, "test_fraction": 0.25},
+        "model": {"emb_dim": 8, "width": 16, "num_layers": 1, "num_heads": 2, "mlp_dim": 32,
+                  "decoder_layers": 0},
+        "ot": {"kind": "S2", "epsilon": 0.05, "max_iterations": 100},
+        "train": {"steps": 8, "batch_size": 8, "log_every": 8, "eval_every": 8,
+                  "workdir": str(workdir)},
+        "checkpoint": {"every": 8},
+        "eval": {"num_pairs": 20},
+    })
+    model = wormhole.train(config, progress=False)
+    collection = run_split(model.config, "train")
+    queries = run_split(model.config, "test").subset(slice(0, 6))
+    return model, collection, queries
+
+
+def _exact_w2(model, query, collection):
+    """Exact W2^2 in target units from one query to every collection cloud, by POT."""
+    norm = model.normalization
+    x, a = query
+    out = []
+    for i in range(len(collection)):
+        y, b = collection.cloud(i)
+        cost = pot.dist(norm.apply(x), norm.apply(y), metric="sqeuclidean")
+        out.append(pot.emd2(a.astype(np.float64), b.astype(np.float64), cost.astype(np.float64))
+                   / model.cost_scale)
+    return np.array(out)
+
+
+def test_brute_force_candidates_are_the_nearest_rows_across_blocks(monkeypatch):
+    rng = np.random.default_rng(0)
+    rows, queries = rng.normal(size=(50, 5)), rng.normal(size=(11, 5))
+    monkeypatch.setattr(candidates_module, "_ROW_BLOCK", 16)  # 4 blocks, the last padded
+    monkeypatch.setattr(candidates_module, "_QUERY_BLOCK", 4)
+    found = BruteForce(rows).search(queries, 7)
+    truth = np.argsort(((queries[:, None] - rows[None]) ** 2).sum(-1), axis=1)[:, :7]
+    np.testing.assert_array_equal(found, truth)
+
+
+def test_exact_rerank_of_the_whole_collection_is_brute_force_pot(run):
+    model, collection, queries = run
+    index = model.index(collection)
+    found = index.search(queries, k=5, rerank=len(collection), exact=True)
+    assert found.measure == "exact W2"
+    for q in range(len(queries)):
+        truth = _exact_w2(model, queries.cloud(q), collection)
+        np.testing.assert_allclose(found.distances[q], np.sort(truth)[:5], rtol=1e-5)
+        np.testing.assert_allclose(truth[found.indices[q]], found.distances[q], rtol=1e-5)
+
+
+def test_engine_rerank_matches_ott_sinkhorn_divergences(run):
+    model, collection, queries = run
+    index = model.index(collection)
+    found = index.search(queries.subset(slice(0, 2)), k=4, rerank=30)
+    assert found.measure == "S2"
+    q_points, q_weights = queries.to_list()
+    for q in range(2):
+        norm = model.normalization
+        xs = [norm.apply(q_points[q])] * 4
+        pairs = [collection.cloud(int(i)) for i in found.indices[q]]
+        truth = ground_truth_distances(xs, [q_weights[q]] * 4, [norm.apply(p) for p, _ in pairs],
+                                       [w for _, w in pairs], kind="S2",
+                                       epsilon=model.config.ot.epsilon,
+                                       cost_scale=model.cost_scale, progress=False)
+        np.testing.assert_allclose(found.distances[q], truth, rtol=0.02, atol=1e-4)
+    assert np.all(np.diff(found.distances, axis=1) >= 0)
+    # The self terms of every candidate were solved once and cached.
+    assert np.isfinite(index._engine.self_values).sum() >= 30
+
+
+def test_embedding_only_search_ranks_by_the_models_distance(run):
+    model, collection, queries = run
+    index = model.index(collection)
+    found = index.search(queries, k=6, rerank=0)
+    assert found.measure == "embedding"
+    emb_q, emb_c = model.encode(queries), model.encode(collection)
+    for q in range(len(queries)):
+        dist = model.embedding_distances(np.repeat(emb_q[q:q + 1], len(emb_c), 0), emb_c)
+        np.testing.assert_allclose(found.distances[q], np.sort(dist)[:6], rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(found.labels, collection.labels[found.indices])
+    original = index.search(queries, k=6, rerank=0, units="original")
+    np.testing.assert_allclose(original.distances, model.to_original_units(found.distances))
+
+
+def test_a_query_from_the_collection_finds_itself_first(run):
+    model, collection, _ = run
+    index = model.index(collection)
+    found = index.search(collection.subset([3, 17]), k=3, rerank=20, exact=True)
+    np.testing.assert_array_equal(found.indices[:, 0], [3, 17])
+    np.testing.assert_allclose(found.distances[:, 0], 0.0, atol=1e-9)
+
+
+def test_saved_index_loads_with_its_run_and_refuses_another_model(run, tmp_path):
+    model, collection, queries = run
+    index = model.index(collection)
+    before = index.search(queries, k=5, rerank=25)
+    path = index.save(tmp_path / "index")
+    assert not (tmp_path / "index.partial").exists()
+    loaded = wormhole.load_index(path)
+    assert len(loaded) == len(collection) and loaded.model.step == model.step
+    assert np.isfinite(loaded._engine.self_values).sum() >= 25  # the cache came back
+    after = loaded.search(queries, k=5, rerank=25)
+    np.testing.assert_array_equal(after.indices, before.indices)
+    np.testing.assert_allclose(after.distances, before.distances, rtol=1e-5)
+    other = Wormhole(model.config, model.spec, jax.tree.map(lambda p: 1.5 * p, model.params),
+                     model.normalization, model.cost_scale, model.workdir, model.step)
+    with pytest.raises(ValueError, match="embeds its clouds differently"):
+        load_index(path, other)
+    with pytest.raises(FileNotFoundError, match="No search index"):
+        load_index(tmp_path)
+
+
+def test_bad_search_arguments_are_named(run):
+    model, collection, queries = run
+    index = model.index(collection.subset(slice(0, 12)))
+    with pytest.raises(ValueError, match="larger than the collection"):
+        index.search(queries, k=13)
+    with pytest.raises(ValueError, match="smaller than k"):
+        index.search(queries, k=10, rerank=5)
+    with pytest.raises(ValueError, match="positive integer"):
+        index.search(queries, k=0)
+    with pytest.raises(ValueError, match="3-D.*expects 2-D"):
+        index.search([np.zeros((4, 3))], k=2)
+    with pytest.raises(ValueError, match="empty collection"):
+        model.index(collection.subset(slice(0, 0)))
+    with pytest.raises(ValueError, match="Unknown search backend"):
+        model.index(collection, backend="annoy")
+
+
+def test_hnsw_backend_finds_most_brute_force_neighbours():
+    pytest.importorskip("faiss", reason="faiss-cpu not installed (pip install -e '.[ann]')")
+    from wormhole.search import FaissHNSW
+
+    rng = np.random.default_rng(1)
+    rows, queries = rng.normal(size=(3000, 16)), rng.normal(size=(50, 16))
+    truth = BruteForce(rows).search(queries, 10)
+    found = FaissHNSW(rows).search(queries, 10)
+    recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
+    assert recall > 0.9
+
+
+def test_search_script_writes_neighbours_and_a_picture(run, tmp_path, capsys):
+    model, _, _ = run
+    spec = importlib.util.spec_from_file_location("search_script", REPO / "scripts" / "search.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out, png, saved = tmp_path / "n.json", tmp_path / "n.png", tmp_path / "idx"
+    code = script.main(["--checkpoint", str(model.workdir), "--index-split", "train",
+                        "--query-split", "test", "--max-queries", "3", "--k", "4",
+                        "--rerank", "12", "--exact", "--output", str(out), "--plot", str(png),
+                        "--save-index", str(saved)])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert report["measure"] == "exact W2" and len(report["queries"]) == 3
+    first = report["queries"][0]
+    assert len(first["neighbours"]) == 4 and first["distances"] == sorted(first["distances"])
+    assert png.stat().st_size > 1000
+    # The saved index is read back by the same script.
+    code = script.main(["--checkpoint", str(model.workdir), "--index", str(saved),
+                        "--query-split", "test", "--max-queries", "3", "--k", "4",
+                        "--rerank", "12", "--exact", "--output", str(out)])
+    assert code == 0
+    assert json.loads(out.read_text())["queries"][0]["neighbours"] == first["neighbours"]
+    code = script.main(["--checkpoint", str(model.workdir), "--index-split", "train",
+                        "--query-split", "test", "--k", "4", "--rerank", "2",
+                        "--output", str(out)])
+    assert code == 1 and "smaller than k" in capsys.readouterr().err

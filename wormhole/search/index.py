@@ -1,0 +1,222 @@
+"""OT nearest-neighbour search: embedding candidates, re-ranked by OT.
+
+    index = model.index(clouds, labels=labels)          # one encoder pass over the collection
+    found = index.search(queries, k=10, rerank=100)     # [Q, 10] indices and OT distances
+    index.save("runs/mnist/index"); index = wormhole.load_index("runs/mnist/index")
+
+The embedding ranks the whole collection at the cost of one matrix product per block; the
+``rerank`` nearest candidates are then ranked again by real OT, the run's own kind through
+the batched ott-jax engine, or (``exact=True``) the exact unregularised cost by POT. With
+``rerank`` at least the collection size this is brute-force OT search.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from wormhole.data import PointClouds
+from wormhole.data.inputs import as_point_clouds
+from wormhole.data.loaders.files import load_files, save_clouds_npz
+from wormhole.ot import OTSpec
+from wormhole.search.candidates import make_backend
+from wormhole.search.rerank import EngineReranker, exact_distances, exact_kind
+
+__all__ = ["CloudIndex", "SearchResult", "load_index"]
+
+INDEX_FORMAT = 1
+_META = "index.json"
+_CHECKED_CLOUDS = 8  # clouds re-embedded on load to check the index matches the model
+
+
+class SearchResult(NamedTuple):
+    """Neighbours of ``Q`` queries, nearest first.
+
+    Attributes:
+      indices: ``[Q, k]`` positions in the indexed collection.
+      distances: ``[Q, k]`` distances in ``units``, by ``measure``.
+      measure: what ranked the final list: ``embedding`` (no re-rank), the run's kind
+        (e.g. ``S2``, the OT engine), or ``exact W2`` (POT).
+      units: ``target`` (the units of :meth:`Wormhole.distance`) or ``original``.
+      labels: ``[Q, k]`` labels of the neighbours when the collection has labels.
+    """
+
+    indices: np.ndarray
+    distances: np.ndarray
+    measure: str
+    units: str = "target"
+    labels: np.ndarray | None = None
+
+
+class CloudIndex:
+    """A collection of clouds with their embeddings, searchable by OT distance.
+
+    Build one with :meth:`Wormhole.index` (or :meth:`build`); the clouds are kept in the
+    user's units, their embeddings and (for debiased kinds) a cache of OT self terms beside
+    them.
+    """
+
+    def __init__(self, model, clouds: PointClouds, embeddings: np.ndarray,
+                 backend: str = "brute", self_values: np.ndarray | None = None):
+        if len(clouds) == 0:
+            raise ValueError("Cannot index an empty collection: give at least one cloud.")
+        if embeddings.shape != (len(clouds), model.config.model.emb_dim):
+            raise ValueError(f"Got embeddings of shape {embeddings.shape} for {len(clouds)} "
+                             f"clouds and a model with emb_dim {model.config.model.emb_dim}.")
+        self.model, self.clouds = model, clouds
+        self.embeddings = np.asarray(embeddings, np.float32)
+        self.backend_name = backend
+        self._backend = make_backend(backend, self.embeddings)
+        spec = OTSpec.from_config(model.config.ot, model.cost_scale)
+        self._engine = EngineReranker(spec, clouds, model.normalization, self_values)
+
+    @classmethod
+    def build(cls, model, clouds, weights=None, labels=None, backend: str = "brute",
+              batch_size: int = 256) -> CloudIndex:
+        """Embed ``clouds`` (a list of ``[n_i, d]`` arrays, padded arrays or
+        :class:`PointClouds`) with ``model`` and index them."""
+        data = as_point_clouds(clouds, weights, labels)
+        if len(data) == 0:
+            raise ValueError("Cannot index an empty collection: give at least one cloud.")
+        return cls(model, data, model.encode(data, batch_size=batch_size), backend)
+
+    def __len__(self) -> int:
+        return len(self.clouds)
+
+    def __repr__(self) -> str:
+        return (f"CloudIndex({len(self)} clouds, {self.backend_name} candidates, "
+                f"{self.model.kind} re-rank)")
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, queries, weights=None, k: int = 10, rerank: int = 100,
+               exact: bool = False, units: str = "target",
+               batch_size: int = 256) -> SearchResult:
+        """The ``k`` nearest clouds of each query.
+
+        Args:
+          queries: ``Q`` clouds (list of ``[n_i, d]``, padded array or :class:`PointClouds`)
+            in the model's input dimension.
+          weights: per-point weights of the queries (default uniform).
+          k: neighbours per query.
+          rerank: embedding candidates re-ranked by OT (at least ``k``, capped at the
+            collection size); ``0`` returns the embedding's neighbours and distances.
+          exact: re-rank by the exact unregularised cost of the run's kind family (W2^2
+            for W2/S2 runs, W1 for W1/S1) with POT instead of the run's own entropic kind.
+          units: ``target`` (as :meth:`Wormhole.distance`) or ``original`` (the user's
+            coordinate units, see :meth:`Wormhole.to_original_units`).
+          batch_size: queries per encoder call.
+        """
+        query_set = as_point_clouds(queries, weights, what="query")
+        self._check(k, rerank, units)
+        prepared = self.model.prepare(query_set)
+        query_emb = self.model.encode(query_set, batch_size=batch_size)
+        width = min(rerank, len(self)) if rerank else k
+        candidates = self._backend.search(query_emb, width)
+        if rerank:
+            values, measure = self._rerank(prepared, candidates, exact)
+        else:
+            values = self._embedding_distances(query_emb, candidates)
+            measure = "embedding"
+        order = np.argsort(values, axis=1, kind="stable")[:, :k]
+        indices = np.take_along_axis(candidates, order, axis=1)
+        distances = np.take_along_axis(values, order, axis=1)
+        if units == "original":
+            distances = self.model.to_original_units(distances)
+        labels = None if self.clouds.labels is None else self.clouds.labels[indices]
+        return SearchResult(indices, distances, measure, units, labels)
+
+    def _check(self, k: int, rerank: int, units: str) -> None:
+        if not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}.")
+        if k > len(self):
+            raise ValueError(f"k={k} is larger than the collection ({len(self)} clouds).")
+        if rerank and rerank < k:
+            raise ValueError(f"rerank={rerank} is smaller than k={k}: re-rank at least k "
+                             f"candidates, or pass rerank=0 for embedding neighbours alone.")
+        if rerank < 0:
+            raise ValueError(f"rerank must be 0 or at least k, got {rerank}.")
+        if units not in ("target", "original"):
+            raise ValueError(f"units must be 'target' or 'original', got {units!r}.")
+
+    def _embedding_distances(self, query_emb: np.ndarray, candidates: np.ndarray):
+        rows = np.repeat(query_emb, candidates.shape[1], axis=0)
+        found = self.embeddings[candidates.reshape(-1)]
+        return self.model.embedding_distances(rows, found).reshape(candidates.shape)
+
+    def _rerank(self, queries: PointClouds, candidates: np.ndarray, exact: bool):
+        if not exact:
+            return self._engine.distances(queries, candidates), self.model.kind
+        config = self.model.config
+        found = self.model.normalization.apply_to(self.clouds.subset(candidates.reshape(-1)))
+        values = exact_distances(queries, found, candidates.shape[1], self.model.kind,
+                                 config.ot.cost, self.model.cost_scale)
+        return values, f"exact {exact_kind(self.model.kind)}"
+
+    # ------------------------------------------------------------------ save / load
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index to directory ``path``: the clouds, their embeddings, the cached
+        OT self terms and the run (directory and step) whose model embedded them.
+
+        The directory is written beside its final name and moved into place, so an
+        interrupted save leaves no half-written index.
+        """
+        if self.model.workdir is None:
+            raise ValueError("This model has no run directory, so a saved index could not "
+                             "name it; save a model loaded with wormhole.load().")
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        save_clouds_npz(partial / "clouds.npz", self.clouds)
+        np.save(partial / "embeddings.npy", self.embeddings)
+        np.save(partial / "self_values.npy", self._engine.self_values)
+        meta = {"format": INDEX_FORMAT, "run": str(Path(self.model.workdir).resolve()),
+                "step": self.model.step, "kind": self.model.kind, "size": len(self),
+                "backend": self.backend_name}
+        (partial / _META).write_text(json.dumps(meta, indent=2))
+        if path.exists():
+            shutil.rmtree(path)
+        partial.rename(path)
+        return path
+
+
+def load_index(path: str | Path, model=None, backend: str | None = None) -> CloudIndex:
+    """Read an index written by :meth:`CloudIndex.save`.
+
+    Args:
+      path: the index directory.
+      model: the model to search with (default: the run and step the index names).
+      backend: candidate backend (default: the one it was built with).
+
+    Raises:
+      FileNotFoundError: ``path`` is not an index directory.
+      ValueError: the model embeds the indexed clouds differently from the stored
+        embeddings (the index was built with another model or checkpoint).
+    """
+    from wormhole.inference import load
+
+    path = Path(path)
+    if not (path / _META).is_file():
+        raise FileNotFoundError(f"No search index at '{path}' (expected {path / _META}).")
+    meta = json.loads((path / _META).read_text())
+    if meta.get("format") != INDEX_FORMAT:
+        raise ValueError(f"{path / _META}: unknown index format {meta.get('format')!r}.")
+    if model is None:
+        model = load(meta["run"], meta["step"])
+    clouds = load_files(str(path / "clouds.npz"))
+    embeddings = np.load(path / "embeddings.npy", allow_pickle=False)
+    sample = np.arange(min(_CHECKED_CLOUDS, len(clouds)))
+    again = model.encode(clouds.subset(sample))
+    tolerance = 1e-3 * (1.0 + float(np.abs(embeddings[sample]).max()))
+    if not np.allclose(again, embeddings[sample], atol=tolerance):
+        raise ValueError(f"The index at '{path}' was built by run {meta['run']} step "
+                         f"{meta['step']}, and {model!r} embeds its clouds differently; "
+                         f"rebuild it with this model's index().")
+    self_values = np.load(path / "self_values.npy", allow_pickle=False)
+    return CloudIndex(model, clouds, embeddings, backend or meta["backend"], self_values)
