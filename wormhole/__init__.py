@@ -16,6 +16,8 @@ _EXPORTS = {
     "load_dataset": "wormhole.data",
     "Wormhole": "wormhole.inference",
     "load": "wormhole.inference",
+    "CloudIndex": "wormhole.search",
+    "load_index": "wormhole.search",
     "fit": "wormhole.api",
     "train": "wormhole.api",
 }

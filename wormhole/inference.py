@@ -96,6 +96,14 @@ class Wormhole:
                                 data.weights, data.sizes, self.config.model.emb_dim,
                                 batch_size, _BUCKET)
 
+    def embed_anndata(self, adata, key: str = "X_wormhole", options=None):
+        """Embed an AnnData's niches (``adata.obsm[key]``, one row per cell) or samples
+        (``adata.uns[key]``, a table keyed by sample) with the run's loader options, updated
+        by ``options``; ``adata`` may be an ``.h5ad`` path. See :mod:`wormhole.cells`."""
+        from wormhole.cells import embed_anndata
+
+        return embed_anndata(self, adata, key, options)
+
     def decode(self, embeddings, batch_size: int = 256) -> np.ndarray:
         """Decode ``[N, emb_dim]`` embeddings to clouds ``[N, decoder_points, d]``.
 
@@ -180,6 +188,15 @@ class Wormhole:
                 rows = np.pad(rows, ((0, block - len(rows)), (0, 0)))
             out[start:start + block] = np.asarray(rows_to_all(rows, every))[:count - start]
         return out
+
+    def index(self, clouds, weights=None, labels=None, backend: str = "brute",
+              batch_size: int = 256):
+        """A :class:`~wormhole.search.CloudIndex` of ``clouds`` for OT nearest-neighbour
+        search: embedding candidates (``backend`` ``brute`` or ``hnsw``), re-ranked by OT.
+        """
+        from wormhole.search import CloudIndex
+
+        return CloudIndex.build(self, clouds, weights, labels, backend, batch_size)
 
     # ------------------------------------------------------------------ barycenters
 

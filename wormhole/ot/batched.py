@@ -136,15 +136,24 @@ def pairwise_distances(points, weights, spec: OTSpec, validate: bool = True) -> 
     return OTDistances(values, hit, size, own)
 
 
+def _given_or_solved(given, points, weights, spec: OTSpec):
+    """Self terms passed in (no gradient, no solves) or solved here."""
+    if given is None:
+        return self_terms(points, weights, spec)
+    return jax.lax.stop_gradient(given), jnp.zeros((0,), bool)
+
+
 def paired_distances(x, a, y, b, spec: OTSpec, validate: bool = True,
-                     x_self: jnp.ndarray | None = None) -> OTDistances:
+                     x_self: jnp.ndarray | None = None,
+                     y_self: jnp.ndarray | None = None) -> OTDistances:
     """Distances between ``(x[k], a[k])`` and ``(y[k], b[k])`` for each ``k``.
 
     ``x [P, n, d]`` and ``y [P, m, d]`` may differ in length. Gradients with respect to the
     points flow through the solver as ``spec.differentiation`` says (the decoder's
     reconstruction loss uses this). ``x_self`` (``[P]``, e.g. ``self_values`` of a
     :func:`pairwise_distances` result with the same spec) supplies the self terms of the
-    ``x`` clouds instead of solving them again; they carry no gradient.
+    ``x`` clouds instead of solving them again; they carry no gradient. ``y_self`` does the
+    same for the ``y`` clouds (e.g. cached self terms of a search collection).
     """
     if validate:
         check_clouds(x, a, "x")
@@ -155,11 +164,8 @@ def paired_distances(x, a, y, b, spec: OTSpec, validate: bool = True,
     solve = functools.partial(_cross_solver(spec), spec=spec)
     values, hit = map_pairs(solve, x, a, y, b, spec)
     if spec.debiased:
-        if x_self is None:
-            own_x, hit_x = self_terms(x, a, spec)
-        else:
-            own_x, hit_x = jax.lax.stop_gradient(x_self), jnp.zeros((0,), bool)
-        own_y, hit_y = self_terms(y, b, spec)
+        own_x, hit_x = _given_or_solved(x_self, x, a, spec)
+        own_y, hit_y = _given_or_solved(y_self, y, b, spec)
         values = values - 0.5 * (own_x + own_y)
         hit = jnp.concatenate([hit, hit_x, hit_y])
     return OTDistances(values, hit)
