@@ -1,0 +1,64 @@
+"""Neighbourhood metrics of wormhole/evaluate/neighbours.py against sklearn and by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.neighbors import KNeighborsClassifier
+
+from wormhole.evaluate.neighbours import (
+    knn_label_accuracy,
+    knn_predict,
+    nearest_indices,
+    neighbourhood_agreement,
+    recall_at_k,
+)
+
+
+def _distances(points):
+    return np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1))
+
+
+def test_nearest_indices_skip_self_and_sort_by_distance():
+    d = np.array([[0, 3, 1, 2], [3, 0, 5, 4], [1, 5, 0, 9], [2, 4, 9, 0]], float)
+    np.testing.assert_array_equal(nearest_indices(d, 2), [[2, 3], [0, 3], [0, 1], [0, 1]])
+    np.testing.assert_array_equal(nearest_indices(d, 1, exclude_self=False)[:, 0], range(4))
+    with pytest.raises(ValueError, match="between 1 and 3"):
+        nearest_indices(d, 4)
+
+
+def test_recall_counts_the_shared_neighbours():
+    assert recall_at_k([[1, 2, 3], [4, 5, 6]], [[3, 2, 9], [7, 8, 9]]) == pytest.approx(1 / 3)
+
+
+def test_knn_accuracy_matches_sklearn_against_references():
+    rng = np.random.default_rng(0)
+    refs, queries = rng.normal(size=(60, 3)), rng.normal(size=(25, 3))
+    ref_labels, query_labels = rng.integers(3, size=60), rng.integers(3, size=25)
+    d = np.sqrt(((queries[:, None] - refs[None]) ** 2).sum(-1))
+    sk = KNeighborsClassifier(1).fit(refs, ref_labels).predict(queries)
+    assert knn_label_accuracy(d, query_labels, 1, ref_labels) == np.mean(sk == query_labels)
+    # With k = 5, sklearn breaks a tied vote by the smallest label and we by the nearest
+    # neighbour: the votes agree on every query without a tie.
+    sk = KNeighborsClassifier(5).fit(refs, ref_labels).predict(queries)
+    mine = knn_predict(d, ref_labels, 5)
+    near = ref_labels[np.argsort(d, axis=1)[:, :5]]
+    untied = [np.sort(np.bincount(row, minlength=3))[-2] < np.bincount(row).max()
+              for row in near]
+    assert sum(untied) > 10
+    np.testing.assert_array_equal(mine[untied], sk[untied])
+
+
+def test_an_embedding_that_keeps_the_geometry_agrees_fully_and_a_shuffled_one_does_not():
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(80, 4))
+    labels = (points[:, 0] > 0).astype(int)
+    exact = _distances(points) ** 2  # a monotone transform keeps every neighbourhood
+    same = neighbourhood_agreement(_distances(points), exact, points, labels, ks=(1, 10))
+    assert same.recall == {1: 1.0, 10: 1.0} and same.trustworthiness == pytest.approx(1.0)
+    e, x = same.knn_accuracy[1]
+    assert e == x
+    shuffled = rng.permutation(80)
+    other = neighbourhood_agreement(_distances(points[shuffled]), exact, points[shuffled],
+                                    labels, ks=(1, 10))
+    assert other.recall[10] < 0.4 and other.trustworthiness < 0.7
