@@ -6,6 +6,13 @@
 Inputs are an .npz file (or a directory of .npy files; see wormhole/data/loaders/files.py)
 in the units the run was trained on, or a split of the run's own data set. A .npy output
 holds the [N, emb_dim] embeddings; an .npz output also holds the clouds' labels, if any.
+
+A run trained on AnnData (data.name: anndata) embeds an .h5ad file into an .h5ad file:
+niches go to obsm[--key] (one row per cell), samples to uns[--key] (a table keyed by
+sample); --set data.options.KEY=VALUE changes the run's loader options for the new file:
+
+    python scripts/embed.py --checkpoint runs/pbmc_niches --input new.h5ad \
+        --output new_embedded.h5ad --set data.options.spatial_key=spatial
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 from tqdm.auto import tqdm
 
 from wormhole.checkpoint import DamagedCheckpoint
@@ -38,8 +46,18 @@ def main(argv=None) -> int:
     parser.add_argument("--max-points", type=int, default=None,
                         help="subsample larger clouds to this many points (default: all)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+    parser.add_argument("--key", default="X_wormhole",
+                        help="obsm (niches) or uns (samples) key of an .h5ad output")
+    parser.add_argument("--set", action="append", default=[], metavar="data.options.KEY=VALUE",
+                        help="with an .h5ad input: override one of the run's loader options")
     args = parser.parse_args(argv)
     output = Path(args.output)
+    if args.input is not None and Path(args.input).suffix == ".h5ad":
+        return _embed_h5ad(args, output)
+    if args.set:
+        print("error: --set changes AnnData loader options; it needs an .h5ad --input",
+              file=sys.stderr)
+        return 1
     if output.suffix not in (".npy", ".npz"):
         print(f"error: --output must end in .npy or .npz, got '{output}'", file=sys.stderr)
         return 1
@@ -63,6 +81,37 @@ def main(argv=None) -> int:
             extra["label_names"] = np.array(clouds.label_names, dtype=str)
         np.savez_compressed(output, embeddings=embeddings, **extra)
     print(f"embedded {len(embeddings)} clouds -> {output} {embeddings.shape}")
+    return 0
+
+
+def _options(settings: list[str]) -> dict:
+    """``data.options.KEY=VALUE`` strings as ``{KEY: value}`` (values parsed as YAML)."""
+    options = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("data.options.") or key == "data.options.":
+            raise ValueError(f"--set {item!r}: only data.options.KEY=VALUE may be set when "
+                             f"embedding an .h5ad file.")
+        options[key.removeprefix("data.options.")] = yaml.safe_load(value)
+    return options
+
+
+def _embed_h5ad(args, output: Path) -> int:
+    if output.suffix != ".h5ad":
+        print(f"error: an .h5ad --input needs an .h5ad --output, got '{output}'",
+              file=sys.stderr)
+        return 1
+    try:
+        model = load(args.checkpoint, args.step)
+        adata = model.embed_anndata(args.input, args.key, _options(args.set))
+    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    output.parent.mkdir(parents=True, exist_ok=True)
+    adata.write_h5ad(output)
+    where = "uns" if args.key in adata.uns else "obsm"
+    print(f"embedded {args.input} -> {output} {where}['{args.key}'] "
+          f"{tuple(np.shape(adata.uns[args.key] if where == 'uns' else adata.obsm[args.key]))}")
     return 0
 
 
