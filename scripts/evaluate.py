@@ -5,6 +5,7 @@ reconstructions, class barycenters against ott-jax's, interpolations.
     python scripts/evaluate.py --checkpoint runs/digits --num-pairs 1000 --stress-clouds 200 \
         --barycenter-labels 3,8 --output-dir eval_digits
 
+Also neighbourhoods (recall@k of exact-OT neighbours, trustworthiness, k-NN accuracy).
 Writes report.json and PNG plots (default: <run>/eval/<split>-step<step>/). The same from
 Python: wormhole.evaluate.evaluate_run(path, ...).
 """
@@ -47,6 +48,19 @@ def _summary(report: dict) -> str:
         nn = report["nearest_neighbor"]
         shown = ", ".join(f"{k} {v:.4f}" for k, v in nn.items() if k != "num_reference")
         lines.append(f"1-NN label accuracy: {shown}")
+    if "neighbourhoods" in report:
+        nb = report["neighbourhoods"]
+        recall = ", ".join(f"@{k} {v:.3f}" for k, v in nb["recall"].items())
+        lines.append(f"neighbourhoods of {nb['clouds']} clouds vs {nb['kind']}: recall {recall}"
+                     f", trustworthiness {nb['trustworthiness']:.3f}")
+        for k, acc in nb.get("knn_accuracy", {}).items():
+            line = (f"  {k}-NN label accuracy (leave-one-out): embedding "
+                    f"{acc['embedding']:.3f}, {nb['kind']} {acc['exact']:.3f}")
+            train = nb.get("against_train", {}).get("knn_accuracy", {}).get(k)
+            if train:
+                line += (f"; against {nb['against_train']['num_reference']} training clouds: "
+                         f"embedding {train['embedding']:.3f}, {nb['kind']} {train['exact']:.3f}")
+            lines.append(line)
     if "held_out" in report and "pearson" in report["held_out"]:
         held = report["held_out"]
         lines.append(f"held-out classes {held['labels']}: Pearson {held['pearson']:.4f}, "
@@ -84,6 +98,12 @@ def main(argv=None) -> int:
                         help="at most this many clouds per class barycenter")
     parser.add_argument("--reference-epsilon", type=float, default=1e-2,
                         help="entropic regularisation of ott-jax's barycenter")
+    parser.add_argument("--neighbour-clouds", type=int, default=200,
+                        help="clouds with a full OT matrix for recall@k, trustworthiness and "
+                             "k-NN accuracy (0 skips)")
+    parser.add_argument("--neighbour-references", type=int, default=200,
+                        help="training clouds those are classified against, by embedding and "
+                             "by OT")
     parser.add_argument("--interpolations", type=int, default=3, help="interpolation strips")
     parser.add_argument("--num-plot", type=int, default=None,
                         help="reconstructions drawn (default eval.num_plot)")
@@ -101,7 +121,9 @@ def main(argv=None) -> int:
             barycenter_labels=_labels(args.barycenter_labels),
             barycenter_clouds=args.barycenter_clouds,
             reference_epsilon=args.reference_epsilon, interpolations=args.interpolations,
-            num_plot=args.num_plot, output_dir=args.output_dir, plots=not args.no_plots,
+            num_plot=args.num_plot, neighbour_clouds=args.neighbour_clouds,
+            neighbour_references=args.neighbour_references,
+            output_dir=args.output_dir, plots=not args.no_plots,
             seed=args.seed, progress=not args.no_progress, step=args.step)
     except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -188,8 +188,8 @@ def test_a_missing_run_exits_1_from_the_command_line(tmp_path, monkeypatch, caps
 def test_evaluate_run_reports_every_section_and_writes_the_plots(run, tmp_path):
     workdir, model, _ = run
     report = evaluate_run(workdir, num_pairs=40, stress_clouds=10, barycenter_labels=["5"],
-                          barycenter_clouds=6, interpolations=1, output_dir=tmp_path,
-                          progress=False)
+                          barycenter_clouds=6, interpolations=1, neighbour_clouds=30,
+                          neighbour_references=20, output_dir=tmp_path, progress=False)
     assert json.loads((tmp_path / "report.json").read_text()) == report
     pairs = report["pairs"]
     assert pairs["num_pairs"] == 40 and -1 <= pairs["pearson"] <= 1
@@ -206,7 +206,15 @@ def test_evaluate_run_reports_every_section_and_writes_the_plots(run, tmp_path):
     assert stress["model"] >= stress["lower_bound"]
     assert report["reconstruction"]["num_clouds"] == 3
     assert set(report["barycenters"]["classes"]) == {"5"}
+    near = report["neighbourhoods"]
+    assert near["kind"] == "W2" and near["method"] == "exact" and near["clouds"] == 30
+    assert set(near["recall"]) == {"1", "10"}  # k = 50 needs more than 51 clouds
+    assert near["recall_curve"]["recall"][9] == near["recall"]["10"]
+    assert 0 <= near["trustworthiness"] <= 1
+    assert near["against_train"]["num_reference"] == 20
+    assert set(near["knn_accuracy"]) == {"1", "5"}
     for name in ("agreement.png", "embedding_map.png", "agreement_held_out.png",
+                 "neighbourhood_recall.png",
                  "reconstructions.png", "barycenters.png", "interpolations.png"):
         assert name in report["figures"]
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

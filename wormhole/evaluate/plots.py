@@ -21,7 +21,7 @@ from wormhole.evaluate.metrics import agreement
 
 __all__ = ["MODEL_COLOR", "REFERENCE_COLOR", "label_name", "plot_agreement",
            "plot_barycenters", "plot_clouds", "plot_embedding_map", "plot_interpolations",
-           "plot_reconstructions"]
+           "plot_neighbourhood_recall", "plot_reconstructions"]
 
 _INPUT, _MODEL, _REFERENCE = "#1f77b4", "#d62728", "#2ca02c"
 MODEL_COLOR, REFERENCE_COLOR = _MODEL, _REFERENCE
@@ -128,6 +128,20 @@ def plot_agreement(predicted, target, path: str | Path, title: str = "",
             f"{len(target)} pairs")
     ax.set_title(f"{title}\n{note}" if title else note, fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_neighbourhood_recall(ks, recall, path: str | Path, title: str = "",
+                              exact_kind: str = "exact OT") -> Path:
+    """recall@k of exact-OT neighbours among the embedding's ``k`` nearest, against ``k``."""
+    fig = Figure(figsize=(4.4, 3.4))
+    ax = fig.add_subplot()
+    ax.plot(ks, recall, marker=".", color=_MODEL)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel("k")
+    ax.set_ylabel(f"recall@k of {exact_kind} neighbours")
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=9)
     return _save(fig, path)
 
 

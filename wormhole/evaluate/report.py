@@ -30,12 +30,19 @@ from wormhole.evaluate.metrics import (
     nearest_neighbor_accuracy,
     nearest_neighbor_hits,
 )
+from wormhole.evaluate.neighbours import (
+    knn_label_accuracy,
+    nearest_indices,
+    neighbourhood_agreement,
+    recall_at_k,
+)
 from wormhole.evaluate.plots import (
     label_name,
     plot_agreement,
     plot_barycenters,
     plot_embedding_map,
     plot_interpolations,
+    plot_neighbourhood_recall,
     plot_reconstructions,
 )
 from wormhole.evaluate.splits import label_values, run_split
@@ -167,6 +174,68 @@ class _Evaluation:
         self._plot("embedding_map.png", plot_embedding_map, self.embeddings, labels,
                    label_names=self.clouds.label_names,
                    title=f"{self.config.name}: {self.split} embeddings (PCA to 2-D)")
+
+    def _neighbour_kind(self) -> tuple[str, str]:
+        """The OT neighbourhoods are judged by: the exact counterpart where POT applies."""
+        kind = self.config.ot.kind
+        exact = get_kind(kind).exact
+        if exact and int(self.clouds.sizes.max()) <= self.config.eval.max_exact_points:
+            return exact, "exact"
+        return kind, self._method(kind)
+
+    def neighbourhoods(self, num_clouds: int, reference: PointClouds | None,
+                       num_reference: int) -> None:
+        """Recall@k of OT neighbours, trustworthiness and k-NN accuracy, from a full matrix
+        of OT on ``num_clouds`` clouds (and ``num_reference`` training references)."""
+        count = min(num_clouds, len(self.clouds))
+        if count < 4:
+            return
+        index = np.sort(np.random.default_rng((self.seed, 11)).choice(
+            len(self.clouds), count, replace=False))
+        kind, method = self._neighbour_kind()
+        exact = pairwise_ground_truth(self.normalized.subset(index),
+                                      **self._settings(kind, method=method))
+        emb = self.embeddings[index]
+        predicted = self.model.embedding_distance_matrix(emb)
+        labels = None if self.clouds.labels is None else self.clouds.labels[index]
+        found = neighbourhood_agreement(predicted, exact, emb, labels)
+        ks = np.arange(1, min(50, count - 2) + 1)
+        curve = [recall_at_k(nearest_indices(predicted, k), nearest_indices(exact, k))
+                 for k in ks]
+        section = {"kind": kind, "method": method, **found.as_dict(),
+                   "recall_curve": {"k": ks.tolist(), "recall": curve}}
+        if labels is not None and reference is not None and reference.labels is not None \
+                and num_reference:
+            section["against_train"] = self._neighbours_against(index, reference,
+                                                                num_reference, kind, method)
+        self.report["neighbourhoods"] = section
+        recall = ", ".join(f"@{k} {v:.2f}" for k, v in found.recall.items())
+        self._plot("neighbourhood_recall.png", plot_neighbourhood_recall, ks, curve,
+                   title=f"{self.config.name}: {count} {self.split} clouds, recall {recall}, "
+                         f"trustworthiness {found.trustworthiness:.3f}", exact_kind=kind)
+
+    def _neighbours_against(self, index, reference: PointClouds, num_reference: int,
+                            kind: str, method: str) -> dict:
+        """k-NN label accuracy of clouds ``index`` against training references, by the
+        embedding and by OT on the same references."""
+        count = min(num_reference, len(reference))
+        keep = np.sort(np.random.default_rng((self.seed, 12)).choice(
+            len(reference), count, replace=False))
+        refs = reference.subset(keep)
+        prepared = self.model.prepare(refs)
+        rows, cols = np.repeat(index, count), np.tile(np.arange(count), len(index))
+        exact = ground_truth_distances(self.normalized.subset(rows), None,
+                                       prepared.subset(cols), None,
+                                       **self._settings(kind, method=method))
+        exact = exact.reshape(len(index), count)
+        emb_refs = self.model.encode(refs)
+        predicted = np.array(self.model.embedding_distances(
+            self.embeddings[index][:, None], emb_refs[None]))
+        labels = self.clouds.labels[index]
+        accuracy = {str(k): {"embedding": knn_label_accuracy(predicted, labels, k, refs.labels),
+                             "exact": knn_label_accuracy(exact, labels, k, refs.labels)}
+                    for k in (1, 5) if k <= count}
+        return {"num_reference": count, "knn_accuracy": accuracy}
 
     def held_out(self, labels, num_pairs: int) -> None:
         """The same figures on classes removed from training (``data.exclude_labels``)."""
@@ -312,7 +381,8 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
                  exact: bool = True, stress_clouds: int = 100, barycenter_labels=None,
                  barycenter_clouds: int = 50, reference_epsilon: float = 1e-2,
                  interpolations: int = 3, num_plot: int | None = None,
-                 max_reference: int = 10_000, output_dir: str | Path | None = None,
+                 max_reference: int = 10_000, neighbour_clouds: int = 200,
+                 neighbour_references: int = 200, output_dir: str | Path | None = None,
                  plots: bool = True, seed: int = 0, progress: bool = True,
                  step: int | None = None) -> dict:
     """Evaluate a trained run and write ``report.json`` and PNG plots.
@@ -332,6 +402,11 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
       interpolations: interpolation strips to draw.
       num_plot: reconstructions to draw (default ``eval.num_plot``).
       max_reference: training clouds searched for 1-NN accuracy.
+      neighbour_clouds: clouds whose full OT matrix (exact W1/W2 for S1/S2 runs with small
+        clouds) gives recall@k of OT neighbours (k = 1, 10, 50), trustworthiness and k-NN
+        accuracy next to exact OT's; 0 skips it.
+      neighbour_references: training clouds those are also classified against, by the
+        embedding and by OT (``neighbour_clouds x neighbour_references`` solves).
       output_dir: default ``<run>/eval/<split>-step<step>``.
       plots: write PNG files.
       seed: seeds every random choice (pairs, subsets).
@@ -367,6 +442,8 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
     ev.pairs(num_pairs or config.eval.num_pairs, exact)
     reference = run_split(config, "train") if split != "train" else None
     ev.nearest_neighbors(reference, max_reference)
+    if neighbour_clouds:
+        ev.neighbourhoods(neighbour_clouds, reference, neighbour_references)
     held = getattr(config.data, "exclude_labels", None)
     if held and clouds.labels is not None:
         ev.held_out(label_values(held, clouds), num_pairs or config.eval.num_pairs)
