@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from wormhole.losses import (
+    local_stress_loss,
     pearson,
     reconstruction_loss,
     scaling_loss,
@@ -19,6 +20,20 @@ def test_stress_is_mean_squared_error():
     pred, target = jnp.array([1.0, 2.0, 4.0]), jnp.array([1.0, 3.0, 2.0])
     assert float(stress_loss(pred, target)) == pytest.approx((0 + 1 + 4) / 3)
     assert float(stress_loss(target, target)) == 0.0
+
+
+def test_local_stress_weighs_pairs_by_inverse_target_and_scales_like_the_stress():
+    targets = jnp.array([1.0, 10.0, 4.0])
+    distances = jnp.array([2.0, 11.0, 4.0])  # the same absolute error on the first two
+    raw = 1.0 / (np.array(targets) + 0.1 * 5.0)
+    weights = raw / raw.mean()
+    expected = np.mean(weights * (np.array(distances) - np.array(targets)) ** 2)
+    assert float(local_stress_loss(distances, targets)) == pytest.approx(expected, rel=1e-6)
+    # The small pair's error costs (10.5 / 1.5 =) 7 times the large pair's.
+    assert weights[0] / weights[1] == pytest.approx(7.0)
+    # Normalised weights: scaling all distances by c scales the loss by c^2, as the stress.
+    scaled = local_stress_loss(3.0 * distances, 3.0 * targets)
+    assert float(scaled) == pytest.approx(9.0 * expected, rel=1e-5)
 
 
 def test_reconstruction_is_mean_distance():

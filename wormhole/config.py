@@ -133,7 +133,13 @@ class OTConfig:
 class LossConfig:
     """Weights of the loss terms; a zero weight switches a term off."""
 
-    stress: float = option(1.0, min=0.0)
+    stress: float = option(1.0, min=0.0, doc="the paper's stress: mean squared error of "
+                                            "embedding distances against OT targets")
+    local_stress: float = option(0.0, min=0.0,
+                                 doc="stress weighted by 1 / (target + local_offset x batch "
+                                     "mean target): values near neighbours")
+    local_offset: float = option(0.1, min=0.0, min_exclusive=True,
+                                 doc="keeps local_stress weights finite for near-equal clouds")
     reconstruction: float = option(0.1, min=0.0)
     translation: float = option(0.0, min=0.0, doc="translation-invariance regulariser")
     scaling: float = option(0.0, min=0.0, doc="scaling-equivariance regulariser")

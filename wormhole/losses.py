@@ -20,6 +20,7 @@ from wormhole.ot import OTDistances, OTSpec, paired_distances
 __all__ = [
     "LOSS_TERMS",
     "StepArrays",
+    "local_stress_loss",
     "pearson",
     "reconstruction_loss",
     "scaling_loss",
@@ -31,6 +32,20 @@ __all__ = [
 def stress_loss(embedding_distances: jnp.ndarray, ot_distances: jnp.ndarray) -> jnp.ndarray:
     """Mean squared error between embedding distances and OT targets over pairs ``[P]``."""
     return jnp.mean(jnp.square(embedding_distances - ot_distances))
+
+
+def local_stress_loss(embedding_distances: jnp.ndarray, ot_distances: jnp.ndarray,
+                      offset: float = 0.1) -> jnp.ndarray:
+    """Squared errors weighted towards small targets, for neighbourhoods that match OT.
+
+    Pair ``p`` weighs ``1 / (t_p + offset * mean(t))``, normalised to mean one over the
+    pairs ``[P]``: a relative (Sammon-like) stress that the ``offset`` keeps finite for
+    near-identical clouds. The plain stress is dominated by the largest distances; this term
+    values getting each cloud's near neighbours right.
+    """
+    weights = 1.0 / (ot_distances + offset * jnp.mean(ot_distances))
+    weights = weights / jnp.mean(weights)
+    return jnp.mean(weights * jnp.square(embedding_distances - ot_distances))
 
 
 def reconstruction_loss(reconstruction_distances: jnp.ndarray) -> jnp.ndarray:
@@ -83,6 +98,7 @@ class StepArrays(NamedTuple):
       reconstruction_spec: the OT distance of the reconstruction loss.
       reuse_self_terms: the targets' self terms serve the reconstruction divergence.
       scaling_power: the target kind's scaling exponent (``Kind.scaling_power``).
+      settings: the run's ``loss`` config section (settings of the terms beyond weights).
     """
 
     params: Any
@@ -98,10 +114,16 @@ class StepArrays(NamedTuple):
     reconstruction_spec: OTSpec | None
     reuse_self_terms: bool
     scaling_power: int
+    settings: Any = None
 
 
 def _stress_term(step: StepArrays):
     return stress_loss(step.distances, step.targets.values), {}
+
+
+def _local_stress_term(step: StepArrays):
+    return local_stress_loss(step.distances, jax.lax.stop_gradient(step.targets.values),
+                             step.settings.local_offset), {}
 
 
 def _reconstruction_term(step: StepArrays):
@@ -128,6 +150,7 @@ def _scaling_term(step: StepArrays):
 
 LOSS_TERMS: dict[str, Callable[[StepArrays], tuple[jnp.ndarray, dict]]] = {
     "stress": _stress_term,
+    "local_stress": _local_stress_term,
     "reconstruction": _reconstruction_term,
     "translation": _translation_term,
     "scaling": _scaling_term,

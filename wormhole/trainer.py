@@ -232,7 +232,7 @@ def make_train_step(model: WormholeModel, target_spec: OTSpec,
             arrays = StepArrays(params, points, mass, targets, pair_distances(emb), emb,
                                 {"shift": k_shift, "scale": k_scale}, encode, decode,
                                 pair_distances, reconstruction_spec, reuse_self_terms,
-                                target_spec.record.scaling_power)
+                                target_spec.record.scaling_power, loss)
             terms, extra = {}, {}
             for name in active:
                 terms[name], more = LOSS_TERMS[name](arrays)
