@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     source.add_argument("--split", choices=SPLITS, help="a split of the run's data set")
     parser.add_argument("--output", required=True, help=".npy (embeddings) or .npz "
                         "(embeddings and labels)")
-    parser.add_argument("--batch-size", type=int, default=256, help="clouds per network call")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="clouds per network call (default 16 on CPU, 256 on GPU/TPU)")
     parser.add_argument("--max-points", type=int, default=None,
                         help="subsample larger clouds to this many points (default: all)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")

@@ -44,7 +44,7 @@ class HeldOutPairs:
         """``[N, emb_dim]`` embeddings of every test cloud."""
         test = self.test
         return encode_in_chunks(lambda x, a: self._encode(params, x, a), test.points,
-                                test.weights, test.sizes, self.emb_dim, self.chunk, self.bucket)
+                                test.weights, test.sizes, self.emb_dim, bucket=self.bucket)
 
     def __call__(self, params) -> dict:
         emb = self.embed(params)

@@ -72,7 +72,7 @@ class Wormhole:
             data = subsample_clouds(data, max_points, seed)
         return self.normalization.apply_to(data)
 
-    def encode(self, clouds, weights=None, batch_size: int = 256,
+    def encode(self, clouds, weights=None, batch_size: int | None = None,
                max_points: int | None = None) -> np.ndarray:
         """Embed clouds: ``N`` clouds (any sizes) -> ``[N, emb_dim]``.
 
@@ -80,13 +80,15 @@ class Wormhole:
           clouds: a list of ``[n_i, d]`` arrays, a padded ``[N, n, d]`` array (with
             ``weights [N, n]``, zero weight = padding), or :class:`PointClouds`.
           weights: per-point weights (default uniform); normalised to sum to one.
-          batch_size: clouds per network call.
+          batch_size: clouds per network call (default 16 on CPU, where the encoder is
+            memory-bound, 256 on accelerators: see
+            :func:`~wormhole.models.encoding.default_encode_batch`).
           max_points: subsample larger clouds to this many points. By default every point
             is used: the encoder treats a cloud as a weighted measure (mass-weighted
             attention and mean pooling), so clouds larger than any seen in training are
             encoded as they are, at a cost quadratic in their size.
         """
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         if max_points is not None and max_points < 1:
             raise ValueError(f"max_points must be at least 1 (or None: every point), got "
@@ -190,7 +192,7 @@ class Wormhole:
         return out
 
     def index(self, clouds, weights=None, labels=None, backend: str = "brute",
-              batch_size: int = 256):
+              batch_size: int | None = None):
         """A :class:`~wormhole.search.CloudIndex` of ``clouds`` for OT nearest-neighbour
         search: embedding candidates (``backend`` ``brute`` or ``hnsw``), re-ranked by OT.
         """

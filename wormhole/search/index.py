@@ -76,7 +76,7 @@ class CloudIndex:
 
     @classmethod
     def build(cls, model, clouds, weights=None, labels=None, backend: str = "brute",
-              batch_size: int = 256) -> CloudIndex:
+              batch_size: int | None = None) -> CloudIndex:
         """Embed ``clouds`` (a list of ``[n_i, d]`` arrays, padded arrays or
         :class:`PointClouds`) with ``model`` and index them."""
         data = as_point_clouds(clouds, weights, labels)
@@ -95,7 +95,7 @@ class CloudIndex:
 
     def search(self, queries, weights=None, k: int = 10, rerank: int = 100,
                exact: bool = False, units: str = "target",
-               batch_size: int = 256) -> SearchResult:
+               batch_size: int | None = None) -> SearchResult:
         """The ``k`` nearest clouds of each query.
 
         Args:
@@ -109,7 +109,7 @@ class CloudIndex:
             for W2/S2 runs, W1 for W1/S1) with POT instead of the run's own entropic kind.
           units: ``target`` (as :meth:`Wormhole.distance`) or ``original`` (the user's
             coordinate units, see :meth:`Wormhole.to_original_units`).
-          batch_size: queries per encoder call.
+          batch_size: queries per encoder call (default: see :meth:`Wormhole.encode`).
         """
         query_set = as_point_clouds(queries, weights, what="query")
         self._check(k, rerank, units)
