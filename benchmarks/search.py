@@ -197,7 +197,9 @@ def main(argv=None) -> int:
     parser.add_argument("--reranks", type=int, nargs="+", default=[0, 20, 50, 100, 200])
     parser.add_argument("--engine-queries", type=int, default=100,
                         help="queries re-ranked by the run's own kind in the recall part")
-    parser.add_argument("--collection", type=int, default=10_000)
+    parser.add_argument("--collection", type=int, default=None,
+                        help="collection size in the speed part (default: every cloud of the "
+                             "run but the queries: 9,995 for MNIST t10k)")
     parser.add_argument("--speed-queries", type=int, default=5)
     parser.add_argument("--scale-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--scale-points", type=int, default=32)
@@ -215,6 +217,8 @@ def main(argv=None) -> int:
     model = load(args.checkpoint)
     test = run_split(model.config, "test")
     every = run_split(model.config, "all")
+    if args.collection is None:
+        args.collection = len(every) - args.speed_queries
     if args.recall_clouds > len(test) or args.collection + args.speed_queries > len(every):
         print(f"error: the run has {len(test)} held-out and {len(every)} clouds in all; lower "
               f"--recall-clouds or --collection.", file=sys.stderr)
