@@ -193,3 +193,23 @@ def test_search_script_writes_neighbours_and_a_picture(run, tmp_path, capsys):
                         "--query-split", "test", "--k", "4", "--rerank", "2",
                         "--output", str(out)])
     assert code == 1 and "smaller than k" in capsys.readouterr().err
+
+
+def test_search_benchmark_runs_end_to_end_on_a_small_run(run, tmp_path):
+    model, _, _ = run
+    spec = importlib.util.spec_from_file_location("search_bench",
+                                                  REPO / "benchmarks" / "search.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "search"
+    code = bench.main(["--checkpoint", str(model.workdir), "--recall-clouds", "20",
+                       "--reranks", "0", "12", "--engine-queries", "3", "--collection", "60",
+                       "--speed-queries", "2", "--scale-sizes", "500", "--backends", "brute",
+                       "--output", str(out)])
+    assert code == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    rows = {(r["measure"], r["rerank"]): r for r in result["recall"]["rows"]}
+    # Re-ranking the 12 nearest of 19 other clouds by exact OT finds most exact neighbours.
+    assert rows[("exact", 12)]["recall_at_10"] >= rows[("embedding", 0)]["recall_at_10"]
+    assert result["encode"]["clouds_per_s"] > 0 and result["scale"][0]["size"] == 500
+    assert "Recall@10" in out.with_suffix(".md").read_text()
