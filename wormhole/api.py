@@ -136,6 +136,16 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
     data_file.parent.mkdir(parents=True, exist_ok=True)
     incoming = data_file.with_name("clouds.incoming.npz")
     save_clouds_npz(incoming, _with_split(train_part, test_part))
+    dataset = _adopt_data_file(incoming, data_file, run_config)
+    return _finish(train_and_evaluate(run_config, dataset, progress=progress))
+
+
+def _adopt_data_file(incoming: Path, data_file: Path, run_config: Config) -> Dataset:
+    """The run's data set, prepared from ``incoming`` (just written by fit).
+
+    A new run then keeps ``incoming`` as its ``data_file``; an existing run keeps the file
+    it was trained on (the trainer refuses to resume it with data of another fingerprint).
+    """
     try:
         dataset = prepare_dataset(load_clouds(replace(run_config.data, path=str(incoming))),
                                   run_config.data)
@@ -146,7 +156,7 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
         incoming.unlink()
     else:
         incoming.replace(data_file)
-    return _finish(train_and_evaluate(run_config, dataset, progress=progress))
+    return dataset
 
 
 def _is_anndata(value) -> bool:
@@ -163,16 +173,7 @@ def _fit_anndata(adata, resolved: Config, progress: bool) -> Wormhole:
     data_file.parent.mkdir(parents=True, exist_ok=True)
     incoming = data_file.with_name("input.incoming.h5ad")
     adata.write_h5ad(incoming)
-    try:
-        dataset = prepare_dataset(load_clouds(replace(run_config.data, path=str(incoming))),
-                                  run_config.data)
-    except BaseException:
-        incoming.unlink(missing_ok=True)
-        raise
-    if (data_file.parent.parent / CHECKPOINT_DIR).is_dir() and data_file.exists():
-        incoming.unlink()
-    else:
-        incoming.replace(data_file)
+    dataset = _adopt_data_file(incoming, data_file, run_config)
     return train(run_config, dataset=dataset, progress=progress)
 
 
