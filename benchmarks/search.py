@@ -47,7 +47,7 @@ from wormhole.data import PointClouds  # noqa: E402
 from wormhole.evaluate import pairwise_ground_truth, run_split  # noqa: E402
 from wormhole.evaluate.neighbours import nearest_indices, recall_at_k  # noqa: E402
 from wormhole.inference import load  # noqa: E402
-from wormhole.search import exact_kind  # noqa: E402
+from wormhole.search import CloudIndex, exact_kind  # noqa: E402
 
 K = 10
 
@@ -160,8 +160,6 @@ def scale_part(model, clouds: PointClouds, sizes, points: int, backends, seed: i
         embeddings = model.encode(collection)
         encode_s = time.perf_counter() - start
         for backend in backends:
-            from wormhole.search import CloudIndex
-
             start = time.perf_counter()
             index = CloudIndex(model, collection, embeddings, backend)
             backend_s = time.perf_counter() - start

@@ -46,12 +46,9 @@ class EngineReranker:
         if self.self_values.shape != (count,):
             raise ValueError(f"self_values has shape {self.self_values.shape}; the collection "
                              f"has {count} clouds.")
-        if spec.debiased:
-            self._cross = jax.jit(lambda x, a, y, b, sx, sy: paired_distances(
-                x, a, y, b, spec, validate=False, x_self=sx, y_self=sy).values)
-        else:
-            self._cross = jax.jit(lambda x, a, y, b, sx, sy: paired_distances(
-                x, a, y, b, spec, validate=False).values)
+        # Self terms are read only by debiased kinds (zeros are passed for the others).
+        self._cross = jax.jit(lambda x, a, y, b, sx, sy: paired_distances(
+            x, a, y, b, spec, validate=False, x_self=sx, y_self=sy).values)
         self._self = jax.jit(lambda x, a: self_terms(x, a, spec)[0])
 
     def _length(self, queries: PointClouds) -> int:
