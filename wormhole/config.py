@@ -29,8 +29,10 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "DistributedConfig",
     "EvalConfig",
     "LossConfig",
+    "MeshConfig",
     "ModelConfig",
     "OTConfig",
     "TrainConfig",
@@ -146,6 +148,30 @@ class LossConfig:
 
 
 @dataclass
+class MeshConfig:
+    """How a run spreads over devices (see :mod:`wormhole.parallel`)."""
+
+    data: int = option(-1, min=-1, doc="devices on the data axis: each holds batch_size / data "
+                                       "clouds and solves its share of the pairs (-1: all "
+                                       "devices of all processes)")
+    shard_params: bool = option(False, doc="split large parameters and their optimiser state "
+                                           "over the data axis instead of copying them to "
+                                           "every device (for large models)")
+
+
+@dataclass
+class DistributedConfig:
+    """Joining a multi-process (multi-host) run with ``jax.distributed.initialize``."""
+
+    enabled: bool = option(False, doc="start by joining the other processes of the run")
+    coordinator_address: str | None = option(
+        None, doc="host:port of process 0 (None: JAX_COORDINATOR_ADDRESS, or detected on "
+                  "SLURM, Open MPI and TPU pods)")
+    num_processes: int | None = option(None, min=1, doc="None: JAX_NUM_PROCESSES, or detected")
+    process_id: int | None = option(None, min=0, doc="None: JAX_PROCESS_ID, or detected")
+
+
+@dataclass
 class TrainConfig:
     """Optimiser, schedule and loop."""
 
@@ -167,6 +193,8 @@ class TrainConfig:
     log_every: int = option(50, min=1)
     eval_every: int = option(1000, min=1)
     workdir: str | None = option(None, doc="run directory (None: runs/<config name>)")
+    mesh: MeshConfig = option(factory=MeshConfig)
+    distributed: DistributedConfig = option(factory=DistributedConfig)
 
 
 @dataclass

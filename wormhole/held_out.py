@@ -9,6 +9,7 @@ from wormhole.data import PointClouds
 from wormhole.evaluate.metrics import agreement, distinct_random_pairs
 from wormhole.models import WormholeModel, embedding_distance
 from wormhole.models.encoding import encode_in_chunks
+from wormhole.parallel import encode_mesh
 from wormhole.ot import OTSpec, paired_distances
 
 __all__ = ["HeldOutPairs"]
@@ -44,7 +45,8 @@ class HeldOutPairs:
         """``[N, emb_dim]`` embeddings of every test cloud."""
         test = self.test
         return encode_in_chunks(lambda x, a: self._encode(params, x, a), test.points,
-                                test.weights, test.sizes, self.emb_dim, bucket=self.bucket)
+                                test.weights, test.sizes, self.emb_dim, bucket=self.bucket,
+                                mesh=encode_mesh())
 
     def __call__(self, params) -> dict:
         emb = self.embed(params)

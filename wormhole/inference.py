@@ -21,6 +21,7 @@ from wormhole.data.inputs import as_point_clouds
 from wormhole.models import ModelSpec, WormholeModel, build_model, embedding_distance
 from wormhole.models.encoding import encode_in_chunks
 from wormhole.ot import get_kind
+from wormhole.parallel import encode_mesh
 
 __all__ = ["Wormhole", "from_meta", "load"]
 
@@ -80,9 +81,10 @@ class Wormhole:
           clouds: a list of ``[n_i, d]`` arrays, a padded ``[N, n, d]`` array (with
             ``weights [N, n]``, zero weight = padding), or :class:`PointClouds`.
           weights: per-point weights (default uniform); normalised to sum to one.
-          batch_size: clouds per network call (default 16 on CPU, where the encoder is
-            memory-bound, 256 on accelerators: see
-            :func:`~wormhole.models.encoding.default_encode_batch`).
+          batch_size: clouds per network call (default 16 per device on CPU, where the
+            encoder is memory-bound, 256 on accelerators: see
+            :func:`~wormhole.models.encoding.default_encode_batch`); each call is split
+            over this process's devices (:func:`wormhole.parallel.encode_mesh`).
           max_points: subsample larger clouds to this many points. By default every point
             is used: the encoder treats a cloud as a weighted measure (mass-weighted
             attention and mean pooling), so clouds larger than any seen in training are
@@ -96,7 +98,7 @@ class Wormhole:
         data = self.prepare(clouds, weights, max_points)
         return encode_in_chunks(lambda x, a: self._encode(self.params, x, a), data.points,
                                 data.weights, data.sizes, self.config.model.emb_dim,
-                                batch_size, _BUCKET)
+                                batch_size, _BUCKET, mesh=encode_mesh())
 
     def embed_anndata(self, adata, key: str = "X_wormhole", options=None):
         """Embed an AnnData's niches (``adata.obsm[key]``, one row per cell) or samples

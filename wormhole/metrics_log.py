@@ -39,12 +39,16 @@ def truncate_metrics(path: Path, last_step: int) -> None:
 
 
 class MetricsWriter:
-    """Appends ``{"step": ..., name: value}`` records to ``metrics.jsonl`` (and TensorBoard)."""
+    """Appends ``{"step": ..., name: value}`` records to ``metrics.jsonl`` (and TensorBoard).
 
-    def __init__(self, workdir: Path, tensorboard: bool = False):
+    ``enabled=False`` (every process but the first of a multi-process run) writes nothing.
+    """
+
+    def __init__(self, workdir: Path, tensorboard: bool = False, enabled: bool = True):
         self.path = workdir / "metrics.jsonl"
+        self.enabled = enabled
         self._board = None
-        if tensorboard:
+        if tensorboard and enabled:
             try:
                 from tensorboardX import SummaryWriter
             except ImportError:
@@ -53,6 +57,8 @@ class MetricsWriter:
             self._board = SummaryWriter(str(workdir / "tensorboard"))
 
     def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
         if self._board is not None:

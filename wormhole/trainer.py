@@ -6,7 +6,12 @@ are computed inside it, without gradient, then the loss terms of
 :data:`wormhole.losses.LOSS_TERMS` and the optimiser update), an ``eval_step``
 (:class:`wormhole.held_out.HeldOutPairs`), and :func:`train_and_evaluate`, a short loop over
 steps that calls the periodic actions: metrics, held-out evaluation, checkpoint, callbacks.
-The batch's leading axis is sharded over the devices of a data mesh (:func:`data_mesh`).
+The run spreads over the devices of a mesh (``train.mesh``, :mod:`wormhole.parallel`): each
+device holds its share of the batch's clouds and solves its share of the in-batch OT
+problems, parameters are replicated (or sharded) and the compiler reduces the gradients. In a
+multi-process run (``train.distributed``) every process builds only its devices' rows of each
+batch, and process 0 alone writes the run directory's files (orbax writes checkpoints from
+all of them).
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding
 from tqdm.auto import tqdm
+
+from wormhole import parallel
 
 from wormhole.checkpoint import CHECKPOINT_DIR, CheckpointStore, DamagedCheckpoint, RunMeta
 from wormhole.config import (
@@ -59,9 +66,9 @@ __all__ = [
     "TrainOutput",
     "TrainState",
     "TrainingDiverged",
-    "batch_sharding",
+    "batch_indices",
     "create_train_state",
-    "data_mesh",
+    "device_batch",
     "learning_rate_schedule",
     "make_evaluator",
     "make_optimizer",
@@ -122,31 +129,19 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(*parts)
 
 
-def data_mesh(batch_size: int) -> Mesh:
-    """All devices on one ``batch`` axis; the batch size must divide by their number."""
-    devices = jax.devices()
-    if batch_size % len(devices):
-        raise ConfigError(f"train.batch_size ({batch_size}) must be divisible by the number "
-                          f"of devices ({len(devices)}) for data-parallel training.")
-    return Mesh(np.array(devices), ("batch",))
-
-
-def batch_sharding(batch_size: int) -> NamedSharding:
-    """The batch axis sharded over :func:`data_mesh`; parameters stay replicated and XLA
-    inserts the collectives the in-batch pairs need."""
-    return NamedSharding(data_mesh(batch_size), PartitionSpec("batch"))
-
-
 def create_train_state(model: WormholeModel, tx: optax.GradientTransformation,
-                       clouds: PointClouds, seed: int, mesh: Mesh | None = None) -> TrainState:
-    """Fresh parameters, optimiser state and run key; replicated over ``mesh`` if given."""
+                       clouds: PointClouds, seed: int, mesh: Mesh | None = None,
+                       shard_params: bool = False) -> TrainState:
+    """Fresh parameters, optimiser state and run key; laid out on ``mesh`` if given
+    (replicated, or with ``shard_params`` split as :func:`wormhole.parallel.state_shardings`
+    says)."""
     init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
     sample = clouds.subset(slice(0, 2))
     params = model.init(init_key, jnp.asarray(sample.points), jnp.asarray(sample.weights))
     state = TrainState.create(apply_fn=model.apply, params=params["params"], tx=tx,
                               rng=run_key)
     if mesh is not None:
-        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
+        state = jax.device_put(state, parallel.state_shardings(state, mesh, shard_params))
     return state
 
 
@@ -173,17 +168,37 @@ def restore_train_state(store: CheckpointStore, template: TrainState
     return found
 
 
-def sample_batch(clouds: PointClouds, step: int, batch_size: int, seed: int,
-                 bucket: int = 0) -> Batch:
-    """The batch of ``step``: a function of ``(seed, step)`` only, so resuming is exact.
+def batch_indices(clouds: PointClouds, step: int, batch_size: int, seed: int,
+                  bucket: int = 0) -> tuple[np.ndarray, int]:
+    """The clouds of ``step``'s batch and its padded length: a function of ``(seed, step)``
+    only, so resuming is exact and every process of a run draws the same batch.
 
     Padding is cropped by :func:`~wormhole.data.padding.bucket_length` (a few distinct
     lengths, hence few compilations, and much less padded OT work).
     """
     rng = np.random.default_rng((seed, step))
     index = np.sort(rng.choice(len(clouds), batch_size, replace=False))
-    length = bucket_length(int(clouds.sizes[index].max()), bucket, clouds.length)
+    return index, bucket_length(int(clouds.sizes[index].max()), bucket, clouds.length)
+
+
+def sample_batch(clouds: PointClouds, step: int, batch_size: int, seed: int,
+                 bucket: int = 0) -> Batch:
+    """The batch of ``step`` (:func:`batch_indices`) as host arrays."""
+    index, length = batch_indices(clouds, step, batch_size, seed, bucket)
     return Batch(clouds.points[index, :length], clouds.weights[index, :length])
+
+
+def device_batch(clouds: PointClouds, step: int, batch_size: int, seed: int, bucket: int,
+                 sharding: NamedSharding) -> Batch:
+    """The batch of ``step`` laid out as ``sharding`` says; this process reads only the
+    clouds of its own devices."""
+    index, length = batch_indices(clouds, step, batch_size, seed, bucket)
+    shape = (batch_size, length)
+    points = parallel.global_rows((*shape, clouds.dim), sharding,
+                                  lambda rows: clouds.points[index[rows], :length])
+    weights = parallel.global_rows(shape, sharding,
+                                   lambda rows: clouds.weights[index[rows], :length])
+    return Batch(points, weights)
 
 
 # --------------------------------------------------------------------------- the steps
@@ -300,8 +315,13 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
       The final state, the run metadata (as stored with checkpoints), the run directory
       and the logged metric records.
     """
-    workdir = config.workdir.expanduser().resolve()
     cfg = config.train
+    if cfg.distributed.enabled:
+        parallel.initialize_distributed(cfg.distributed.coordinator_address,
+                                        cfg.distributed.num_processes,
+                                        cfg.distributed.process_id)
+    primary = jax.process_index() == 0
+    workdir = config.workdir.expanduser().resolve()
     dataset = dataset if dataset is not None else load_dataset(config.data)
     train = dataset.train
     if len(train) < cfg.batch_size:
@@ -310,7 +330,9 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
     if config.loss.scaling > 0 and config.ot.cost is not None:
         raise ConfigError("loss.scaling needs a known scaling law, which a custom ot.cost "
                           "does not have; set loss.scaling=0.")
-    sharding = batch_sharding(cfg.batch_size)
+    mesh = parallel.make_mesh(cfg.mesh.data)
+    parallel.check_batch_size(cfg.batch_size, mesh)
+    sharding = parallel.batch_sharding(mesh)
     record = data_record(config, dataset)
     workdir.mkdir(parents=True, exist_ok=True)
     store = CheckpointStore(workdir / CHECKPOINT_DIR, keep=config.checkpoint.keep) \
@@ -327,27 +349,42 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
     cost_scale = stored.cost_scale if stored else resolve_cost_scale(config, train)
     spec = ModelSpec.from_dict(stored.model_spec) if stored else \
         resolve_model_spec(config, train)
-    save_config(config, workdir / "config.yaml")
+    if primary:
+        save_config(config, workdir / "config.yaml")
 
     model = build_model(config.model, spec)
     target_spec = OTSpec.from_config(config.ot, cost_scale=cost_scale)
     rec_spec = OTSpec.from_config(config.ot, cost_scale=cost_scale, decoder=True) \
         if spec.decoder_points else None
-    state = create_train_state(model, make_optimizer(cfg), train, cfg.seed, sharding.mesh)
-    writer = MetricsWriter(workdir, cfg.tensorboard)
+    state = create_train_state(model, make_optimizer(cfg), train, cfg.seed, mesh,
+                               cfg.mesh.shard_params)
+    state_layout = parallel.state_shardings(state, mesh, cfg.mesh.shard_params)
+    writer = MetricsWriter(workdir, cfg.tensorboard, enabled=primary)
     restored = restore_train_state(store, state) if stored is not None else None
     if restored is not None:
         latest, state, _ = restored
-        truncate_metrics(writer.path, latest)
+        if primary:
+            truncate_metrics(writer.path, latest)
     else:
         latest = None
-        writer.path.unlink(missing_ok=True)  # a fresh run: old metrics belong to a run gone
+        if primary:  # a fresh run: old metrics belong to a run gone
+            writer.path.unlink(missing_ok=True)
     meta = RunMeta(config_to_dict(config), dataset.normalization.to_dict(), cost_scale,
                    spec.to_dict(), record)
     step_fn = jax.jit(make_train_step(model, target_spec, rec_spec, config.loss,
                                       config.model.embedding_distance, config.data.rotate),
+                      in_shardings=(state_layout, sharding),
+                      out_shardings=(state_layout, parallel.replicated(mesh)),
                       donate_argnums=0)
-    evaluator = make_evaluator(config, model, dataset, target_spec)
+    # Evaluation runs in each process on its own devices, on full copies of the parameters.
+    local = parallel.local_mesh()
+    with jax.set_mesh(local):
+        evaluator = make_evaluator(config, model, dataset, target_spec)
+
+    def evaluate(params):
+        with jax.set_mesh(local):
+            return evaluator(parallel.to_local(params, local))
+
     outputs_finite = make_output_check(model)
 
     start = int(state.step)
@@ -357,9 +394,10 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
                        store.directory if store else None, latest, bar)
     try:
         for step in range(start, cfg.steps):
-            batch = jax.device_put(sample_batch(train, step, cfg.batch_size, cfg.seed,
-                                                cfg.length_bucket), sharding)
-            state, metrics = step_fn(state, batch)
+            batch = device_batch(train, step, cfg.batch_size, cfg.seed, cfg.length_bucket,
+                                 sharding)
+            with jax.set_mesh(mesh):  # the OT solves split over the mesh's data axis
+                state, metrics = step_fn(state, batch)
             report.pending.append(metrics)
             done = step + 1
             last = done == cfg.steps
@@ -367,10 +405,12 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
             if done % cfg.log_every == 0 or last or save_now:
                 report.flush(done)  # checks the steps before anything of them is saved
             if evaluator is not None and (done % cfg.eval_every == 0 or last):
-                report.evaluate(evaluator, state.params, done)
+                report.evaluate(evaluate, state.params, done)
             if save_now:
                 report.pause(state)
-                if not bool(outputs_finite(state.params, batch)):
+                with jax.set_mesh(mesh):
+                    finite = bool(outputs_finite(state.params, batch))
+                if not finite:
                     raise TrainingDiverged(
                         f"Training stopped at step {done}: the parameters after it encode the "
                         f"batch to NaN or infinite values, so no checkpoint of it was written. "

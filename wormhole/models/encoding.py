@@ -26,18 +26,32 @@ def default_encode_batch() -> int:
 
 def encode_in_chunks(encode: Callable, points: np.ndarray, weights: np.ndarray,
                      sizes: np.ndarray, emb_dim: int, batch_size: int | None = None,
-                     bucket: int = 32) -> np.ndarray:
+                     bucket: int = 32, mesh=None) -> np.ndarray:
     """``encode(points [b, n, d], weights [b, n]) -> [b, emb_dim]`` over all ``N`` clouds.
 
     Clouds are sorted by size so that similar sizes share a chunk, and each chunk's padding
     is cropped by :func:`~wormhole.data.padding.bucket_length`. Returns ``[N, emb_dim]`` in
-    the input order. ``batch_size`` defaults to :func:`default_encode_batch`.
+    the input order. ``batch_size`` defaults to :func:`default_encode_batch` per device.
+    With a ``mesh`` (:func:`wormhole.parallel.local_mesh`) each chunk is split over its
+    devices; a short last chunk is filled with copies of its first cloud, then dropped.
     """
-    batch_size = batch_size or default_encode_batch()
+    devices = 1 if mesh is None else mesh.size
+    batch_size = batch_size or default_encode_batch() * devices
+    layout = None
+    if devices > 1:
+        from wormhole.parallel import batch_sharding
+
+        layout = batch_sharding(mesh)
     order = np.argsort(sizes, kind="stable")
     out = np.empty((len(sizes), emb_dim), np.float32)
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
         length = bucket_length(int(sizes[index].max()), bucket, points.shape[1])
-        out[index] = np.asarray(encode(points[index, :length], weights[index, :length]))
+        rows = np.concatenate([index, np.repeat(index[:1], -len(index) % devices)])
+        chunk = (points[rows, :length], weights[rows, :length])
+        if layout is not None:
+            import jax
+
+            chunk = jax.device_put(chunk, layout)
+        out[index] = np.asarray(encode(*chunk))[:len(index)]
     return out

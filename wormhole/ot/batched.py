@@ -9,6 +9,10 @@ so every solve iterates until the slowest converges and works on the full padded
 which suits the wide parallelism of GPUs; ``sequential`` maps over them with ``lax.map``, so
 each stops on its own threshold, and a ``lax.switch`` crops each problem to the size bucket of
 its clouds (only the taken branch runs), which removes most padded work on CPUs.
+
+Under a mesh with a ``data`` axis (:func:`jax.set_mesh`, as the trainer runs its step), the
+solves of a batch are split over that axis with :func:`jax.shard_map`: each device runs its
+share of the list, batched as above (see :mod:`wormhole.parallel`).
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec
 
 from wormhole.ot.solvers import solve_gw, solve_linear, solve_linear_self, solve_sorted
 from wormhole.ot.spec import OTSpec
 from wormhole.ot.validation import check_clouds
+from wormhole.parallel import DATA_AXIS
 
 __all__ = ["OTDistances", "map_pairs", "paired_distances", "pairwise_distances", "self_terms"]
 
@@ -85,8 +91,8 @@ def _cropped(solve: Callable, n: int, m: int, x, a, y, b):
     return solve(x[:n], a[:n], y[:m], b[:m])
 
 
-def map_pairs(solve: Callable, x, a, y, b, spec: OTSpec):
-    """``solve(x[k], a[k], y[k], b[k])`` for every ``k``, batched as ``spec`` says."""
+def _map_here(solve: Callable, x, a, y, b, spec: OTSpec):
+    """The solves of this device, batched as ``spec`` says."""
     if not spec.sequential:
         return jax.vmap(solve)(x, a, y, b)
     n, m = x.shape[1], y.shape[1]
@@ -100,6 +106,36 @@ def map_pairs(solve: Callable, x, a, y, b, spec: OTSpec):
         return jax.lax.switch(index, branches, *args)
 
     return jax.lax.map(one, (x, a, y, b))
+
+
+def _data_devices() -> int:
+    """Devices on the ``data`` axis of the mesh in context (1: none, or already inside a
+    :func:`jax.shard_map` over it)."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or DATA_AXIS not in mesh.axis_names or DATA_AXIS in mesh.manual_axes:
+        return 1
+    return mesh.shape[DATA_AXIS]
+
+
+def map_pairs(solve: Callable, x, a, y, b, spec: OTSpec):
+    """``solve(x[k], a[k], y[k], b[k])`` for every ``k``, batched as ``spec`` says and split
+    over the devices of the mesh in context, if any.
+
+    A list that does not divide by the device count is padded with copies of its first
+    problem (a real one, so every solve stays well posed) and the copies are dropped.
+    """
+    devices = _data_devices()
+    if devices == 1:
+        return _map_here(solve, x, a, y, b, spec)
+    count = x.shape[0]
+    extra = -count % devices
+    if extra:
+        x, a, y, b = (jnp.concatenate([v, jnp.repeat(v[:1], extra, axis=0)]) for v in
+                      (x, a, y, b))
+    split = PartitionSpec(DATA_AXIS)
+    out = jax.shard_map(lambda *args: _map_here(solve, *args, spec), in_specs=split,
+                        out_specs=split, check_vma=False)(x, a, y, b)
+    return jax.tree.map(lambda v: v[:count], out)
 
 
 def self_terms(points, weights, spec: OTSpec):
