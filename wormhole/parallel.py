@@ -42,7 +42,7 @@ DATA_AXIS = "data"
 
 # Parameters smaller than this stay replicated under shard_params: splitting a bias vector
 # costs a collective and saves nothing.
-_MIN_SHARDED_SIZE = 2 ** 14
+_MIN_SHARDED_SIZE = 2 ** 10
 
 
 def initialize_distributed(coordinator_address: str | None = None,

@@ -1,0 +1,145 @@
+"""Scale-out on simulated CPU devices: the sharded step is the one-device step, the batch and
+the pair solves are really split, parameters can be sharded, and a run resumes on another
+device count. Each part runs in a subprocess, since the device count is fixed when JAX starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from wormhole.config import ConfigError, config_from_dict
+from jax.sharding import PartitionSpec
+
+from wormhole.parallel import _leaf_spec, check_batch_size, make_mesh, state_shardings
+
+from .conftest import REPO
+
+_SCRIPT = """
+import sys, json
+sys.path.insert(0, {repo!r})
+import jax, numpy as np
+# Tracing-time records below need a fresh compilation, not the persistent cache.
+jax.config.update("jax_enable_compilation_cache", False)
+import wormhole.ot.batched as batched
+import wormhole.trainer as trainer
+from tests.test_train import tiny
+from wormhole.config import ConfigError
+
+mode, root = sys.argv[1], sys.argv[2]
+solves, batch_devices = [], []
+here = batched._map_here
+
+def recording(solve, x, *rest):
+    solves.append(int(x.shape[0]))  # the problems one device solves
+    return here(solve, x, *rest)
+
+batched._map_here = recording
+plain = trainer.make_train_step
+
+def inspected(*args, **kwargs):
+    step = plain(*args, **kwargs)
+    def wrapped(state, batch):
+        jax.debug.inspect_array_sharding(
+            batch.points, callback=lambda s: batch_devices.append(len(s.device_set)))
+        return step(state, batch)
+    return wrapped
+
+trainer.make_train_step = inspected
+
+def run(name, mesh, callbacks=(), **sections):
+    cfg = tiny(root + "/" + name, train={{"steps": 4, "mesh": mesh, **sections}},
+               checkpoint={{"every": 2}}, eval={{"num_pairs": 20}})
+    return trainer.train_and_evaluate(cfg, callbacks=callbacks, progress=False)
+
+def leaves(state):
+    return [np.asarray(x).tolist() for x in jax.tree.leaves(state.params)]
+
+out = {{"devices": jax.device_count()}}
+if mode == "four":
+    one = run("one", {{"data": 1}})
+    out["one_solves"] = sorted(set(solves)); solves.clear()
+    four = run("four", {{"data": -1}})
+    out["four_solves"] = sorted(set(solves))
+    out["batch_devices"] = sorted(set(batch_devices))
+    sharded = run("sharded", {{"data": -1, "shard_params": True}})
+    specs = [str(leaf.sharding.spec) for leaf in jax.tree.leaves(sharded.state.params)]
+    out["split_params"] = sum("data" in spec for spec in specs)
+    out["params"] = {{"one": leaves(one.state), "four": leaves(four.state),
+                     "sharded": leaves(sharded.state)}}
+    out["loss"] = [one.history[0]["loss"], four.history[0]["loss"]]
+    out["test_pearson"] = [one.history[-1].get("test_pearson"),
+                           four.history[-1].get("test_pearson")]
+    def stop(step, metrics):
+        if step == 3:
+            raise KeyboardInterrupt
+    try:
+        run("moved", {{"data": -1}}, callbacks=[stop])
+    except KeyboardInterrupt:
+        pass
+    try:
+        run("bad", {{"data": -1}}, batch_size=10)
+    except ConfigError as err:
+        out["error"] = str(err)
+else:
+    moved = run("moved", {{"data": -1}})
+    out["resumed_step"] = int(moved.state.step)
+    out["params"] = {{"moved": leaves(moved.state)}}
+print(json.dumps(out))
+"""
+
+
+def _run(mode: str, devices: int, root) -> dict:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", _SCRIPT.format(repo=str(REPO)), mode,
+                           str(root)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _close(a, b, tol=2e-5) -> bool:
+    return all(np.allclose(np.asarray(x), np.asarray(y), atol=tol, rtol=1e-4)
+               for x, y in zip(a, b, strict=True))
+
+
+def test_sharded_training_on_four_devices_matches_one_and_resumes_on_two(tmp_path):
+    four = _run("four", 4, tmp_path)
+    assert four["devices"] == 4
+    # Batch 8: 28 cross pairs and 8 self terms; on 4 devices each solves 7 and 2. The
+    # held-out evaluation (20 pairs) uses every local device in both runs: 5 each.
+    assert four["one_solves"] == [5, 8, 28] and four["four_solves"] == [2, 5, 7]
+    assert four["batch_devices"] == [1, 4]  # the train.mesh.data=1 run, then all four
+    params = four["params"]
+    assert _close(params["one"], params["four"]), "4-device step differs from 1 device"
+    assert _close(params["one"], params["sharded"]), "sharded parameters change the math"
+    assert four["split_params"] > 0
+    assert four["loss"][0] == pytest.approx(four["loss"][1], rel=1e-5)
+    assert four["test_pearson"][0] == pytest.approx(four["test_pearson"][1], abs=1e-4)
+    assert "train.batch_size (10)" in four["error"]
+    assert "divisible by the number of devices (4)" in four["error"]
+    # The run interrupted after step 3 on 4 devices (checkpoint at step 2) resumes on 2.
+    two = _run("two", 2, tmp_path)
+    assert two["devices"] == 2 and two["resumed_step"] == 4
+    assert _close(params["one"], two["params"]["moved"])
+
+
+def test_mesh_settings_are_checked_with_the_key_named():
+    with pytest.raises(ConfigError, match=r"train.mesh.data \(5\)"):
+        make_mesh(5)  # this process has fewer devices
+    with pytest.raises(ConfigError, match="train.mesh.data"):
+        config_from_dict({"train": {"mesh": {"data": -2}}})
+    with pytest.raises(ConfigError, match="Did you mean 'shard_params'"):
+        config_from_dict({"train": {"mesh": {"shard_param": True}}})
+    mesh = make_mesh()
+    check_batch_size(16, mesh)  # one device: any batch splits
+    layout = state_shardings({"w": np.zeros((64, 64)), "b": np.zeros(3)}, mesh, True)
+    assert layout["w"].spec == PartitionSpec() == layout["b"].spec  # one device: no split
+    assert _leaf_spec((64, 96), 4) == PartitionSpec(None, "data")  # the largest that divides
+    assert _leaf_spec((64, 30), 4) == PartitionSpec("data")
+    assert _leaf_spec((6, 10), 4) == PartitionSpec()  # too small to be worth a collective
