@@ -12,10 +12,9 @@ import sys
 
 import numpy as np
 import pytest
-
-from wormhole.config import ConfigError, config_from_dict
 from jax.sharding import PartitionSpec
 
+from wormhole.config import ConfigError, config_from_dict
 from wormhole.parallel import _leaf_spec, check_batch_size, make_mesh, state_shardings
 
 from .conftest import REPO

@@ -9,8 +9,8 @@ from wormhole.data import PointClouds
 from wormhole.evaluate.metrics import agreement, distinct_random_pairs
 from wormhole.models import WormholeModel, embedding_distance
 from wormhole.models.encoding import encode_in_chunks
-from wormhole.parallel import encode_mesh
 from wormhole.ot import OTSpec, paired_distances
+from wormhole.parallel import encode_mesh
 
 __all__ = ["HeldOutPairs"]
 

@@ -31,7 +31,6 @@ from jax.sharding import Mesh, NamedSharding
 from tqdm.auto import tqdm
 
 from wormhole import parallel
-
 from wormhole.checkpoint import CHECKPOINT_DIR, CheckpointStore, DamagedCheckpoint, RunMeta
 from wormhole.config import (
     Config,
