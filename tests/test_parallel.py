@@ -142,3 +142,18 @@ def test_mesh_settings_are_checked_with_the_key_named():
     assert _leaf_spec((64, 96), 4) == PartitionSpec(None, "data")  # the largest that divides
     assert _leaf_spec((64, 30), 4) == PartitionSpec("data")
     assert _leaf_spec((6, 10), 4) == PartitionSpec()  # too small to be worth a collective
+
+
+def test_two_processes_on_loopback_train_one_run_that_resumes_on_one_device(tmp_path):
+    """benchmarks/multihost.py --quick: 2 processes x 2 devices joined by jax.distributed,
+    one run directory written once, resumed on 1 device as if trained there."""
+    out = tmp_path / "multihost"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "multihost.py"), "--quick",
+                           "--output", str(out)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "multihost.json").read_text())
+    assert result["global_devices"] == 4 and result["processes"] == 2
+    assert result["duplicate_records"] == 0 and result["logged_steps"] == [2, 4]
+    assert result["checkpoints"] == [2, 4] and result["steps"] == [6, 6]
+    assert result["param_max_diff"] < 1e-3
+    assert result["embedding_max_diff"] < 0.05 * result["embedding_scale"]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from wormhole.checkpoint import CHECKPOINT_DIR
@@ -31,6 +32,7 @@ from wormhole.data.dataset import select_splits
 from wormhole.data.inputs import as_point_clouds
 from wormhole.data.loaders.files import save_clouds_npz
 from wormhole.inference import Wormhole, from_meta
+from wormhole.parallel import to_local
 from wormhole.trainer import train_and_evaluate
 
 __all__ = ["fit", "resolve_config", "train"]
@@ -61,7 +63,9 @@ def _override_strings(overrides) -> list[str]:
 
 
 def _finish(output) -> Wormhole:
-    return from_meta(output.meta, output.state.params, output.workdir, int(output.state.step))
+    # Each process of a multi-process run gets a model of its own, on its own devices.
+    return from_meta(output.meta, to_local(output.state.params), output.workdir,
+                     int(output.state.step))
 
 
 def train(config: Config | str | Path | None = "digits.yaml",
@@ -75,7 +79,7 @@ def train(config: Config | str | Path | None = "digits.yaml",
     """
     resolved = resolve_config(config, overrides)
     model = _finish(train_and_evaluate(resolved, dataset, callbacks, progress))
-    if resolved.data.name == "anndata":
+    if resolved.data.name == "anndata" and jax.process_index() == 0:
         from wormhole.cells import write_run_embeddings
 
         write_run_embeddings(model)

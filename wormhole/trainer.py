@@ -387,8 +387,8 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
     outputs_finite = make_output_check(model)
 
     start = int(state.step)
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=config.name,
-               dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and primary),
+               desc=config.name, dynamic_ncols=True)
     report = RunReport(writer, DivergenceGuard(cfg.divergence_factor), learning_rate_schedule(cfg),
                        store.directory if store else None, latest, bar)
     try:
