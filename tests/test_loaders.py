@@ -637,7 +637,8 @@ def test_files_loader_path_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_files(tmp_path / "missing.npz")
     np.save(tmp_path / "one.npy", np.zeros((3, 2)))
-    with pytest.raises(ValueError, match="single .npy file holds one cloud"):
+    with pytest.raises(ValueError, match=r"one.npy: a single .npy file is read as padded "
+                                         r"clouds \[N, n, d\].*shape \(3, 2\)"):
         load_files(tmp_path / "one.npy")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no .npy clouds found"):

@@ -259,8 +259,8 @@ def _check_consistency(config: Config) -> None:
         raise ConfigError(f"ot.decoder_kind {config.ot.decoder_kind!r} cannot use the sorting "
                           f"solver (ot.solver); use W1 or W2.")
     if config.data.name == "files" and not config.data.path:
-        raise ConfigError("data.path: the 'files' loader needs a path to an .npz file or a "
-                          "directory of .npy files.")
+        raise ConfigError("data.path: the 'files' loader needs a path to an .npz or .npy file "
+                          "or a directory of .npy files.")
     if config.data.name == "anndata" and not config.data.path:
         raise ConfigError("data.path: the 'anndata' loader needs an .h5ad file (or "
                           "scanpy:NAME, e.g. scanpy:pbmc68k_reduced).")

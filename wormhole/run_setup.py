@@ -7,6 +7,7 @@ them (see :func:`wormhole.trainer.train_and_evaluate` for the order they are cal
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,15 @@ RUN_SECTIONS = ("data", "model", "ot", "loss")
 
 
 def _update_with_clouds(digest, clouds: PointClouds) -> None:
-    # Gathered clouds are hashed by their table and index, never made dense.
-    points = (clouds.points.table, clouds.points.index) if clouds.gathered else \
-        (clouds.points,)
-    for array in (*points, clouds.weights, clouds.sizes):
+    # Gathered clouds are hashed by their table and index, never made dense; memory-mapped
+    # ones a chunk of clouds at a time.
+    if clouds.gathered:
+        points = (clouds.points.table, clouds.points.index)
+    elif clouds.on_demand:
+        points = clouds.points.chunks()
+    else:
+        points = (clouds.points,)
+    for array in itertools.chain(points, (clouds.weights, clouds.sizes)):
         digest.update(np.ascontiguousarray(array).tobytes())
         digest.update(str(array.shape).encode())
     if clouds.labels is not None:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wormhole.data.gathered import GatheredPoints
+from wormhole.data.mapped import MappedPoints
+
+_ON_DEMAND = (GatheredPoints, MappedPoints)
 
 __all__ = ["PointClouds", "label_values", "pad_clouds", "validate_clouds"]
 
@@ -105,9 +108,10 @@ class PointClouds:
 
     Attributes:
       points: ``[N, n, d]`` float32 coordinates, zero on padding: a numpy array, or
-        :class:`~wormhole.data.gathered.GatheredPoints` (a row table and indices into it,
-        for clouds that share points, such as the niches of a tissue); methods here keep
-        gathered clouds gathered.
+        coordinates built on demand: :class:`~wormhole.data.gathered.GatheredPoints` (a row
+        table and indices into it, for clouds that share points, such as the niches of a
+        tissue) or :class:`~wormhole.data.mapped.MappedPoints` (read from a memory-mapped
+        file); methods here keep them on demand.
       weights: ``[N, n]`` float32 probability weights (each row sums to one), zero on padding.
       sizes: ``[N]`` number of real points of each cloud.
       labels: optional ``[N]`` integer labels.
@@ -115,7 +119,7 @@ class PointClouds:
       metadata: per-cloud arrays with leading axis ``N`` (e.g. generating parameters).
     """
 
-    points: np.ndarray | GatheredPoints
+    points: np.ndarray | GatheredPoints | MappedPoints
     weights: np.ndarray
     sizes: np.ndarray
     labels: np.ndarray | None = None
@@ -195,6 +199,11 @@ class PointClouds:
         """Whether the coordinates are a :class:`GatheredPoints` table and index."""
         return isinstance(self.points, GatheredPoints)
 
+    @property
+    def on_demand(self) -> bool:
+        """Whether coordinates are built when indexed (gathered or memory-mapped clouds)."""
+        return isinstance(self.points, _ON_DEMAND)
+
     def cloud(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The real points and weights of cloud ``i`` (padding removed)."""
         size = int(self.sizes[i])
@@ -209,7 +218,7 @@ class PointClouds:
         index = np.arange(len(self))[index]
         sizes = self.sizes[index]
         length = int(sizes.max()) if len(index) else 0
-        points = self.points.take(index, length) if self.gathered else \
+        points = self.points.take(index, length) if self.on_demand else \
             self.points[index, :length]
         return PointClouds(
             points, self.weights[index, :length], sizes,
@@ -218,7 +227,7 @@ class PointClouds:
 
     def with_points(self, points: np.ndarray, weights: np.ndarray | None = None) -> PointClouds:
         """The same clouds (labels, metadata) with new padded coordinates (and weights)."""
-        if not isinstance(points, GatheredPoints):
+        if not isinstance(points, _ON_DEMAND):
             points = np.asarray(points, np.float32)
         return PointClouds(points,
                            self.weights if weights is None else np.asarray(weights, np.float32),
@@ -231,7 +240,7 @@ class PointClouds:
         if length < int(self.sizes.max()):
             raise ValueError(f"Cannot pad to {length} points: the largest cloud has "
                              f"{int(self.sizes.max())}.")
-        if self.gathered:
+        if self.on_demand:
             points = self.points.pad_to(length)
         elif length < self.length:
             points = self.points[:, :length]
@@ -249,13 +258,14 @@ class PointClouds:
         """The lowest and highest coordinate ``[d]`` over all real points (with
         ``positive_weight``, over points of positive weight only)."""
         mask = self.weights > 0 if positive_weight else self.real_mask()
-        coords = self.points.used_rows(mask) if self.gathered else self.points[mask]
+        coords = self.points.used_rows(mask) if self.on_demand else self.points[mask]
         return coords.min(axis=0), coords.max(axis=0)
 
     def map_points(self, fn) -> PointClouds:
         """The clouds with ``fn`` (a map of ``[m, d]`` coordinate rows, applied row by row)
-        applied to every real point; padding stays zero. Gathered clouds map their table."""
-        if self.gathered:
+        applied to every real point; padding stays zero. Gathered clouds map their table,
+        memory-mapped ones apply ``fn`` whenever they are read."""
+        if self.on_demand:
             return self.with_points(self.points.map_rows(fn))
         return self.with_points(np.where(self.real_mask()[..., None], fn(self.points), 0.0))
 
@@ -263,7 +273,7 @@ class PointClouds:
         """Cloud ``i`` made of its points ``positions[i]`` (``[N, m]`` positions within each
         cloud, -1 for padding) with new ``weights [N, m]`` (zero on padding)."""
         sizes = (positions >= 0).sum(axis=1).astype(np.int32)
-        if self.gathered:
+        if self.on_demand:
             points = self.points.take_points(positions)
         else:
             points = np.take_along_axis(self.points, np.maximum(positions, 0)[..., None], 1)

@@ -21,6 +21,14 @@ One ``.npz`` file, padded form
   ``sizes``        optional ``[N]``: real points at the start of each row (the rest is padding)
   ``labels``, ``label_names``, ``metadata.<key>`` as above
 
+One ``.npy`` file, padded and memory-mapped (for data sets larger than memory)
+  ``name.npy``         ``[N, n, d]`` float coordinates, read from disk a batch at a time
+                       (:class:`~wormhole.data.mapped.MappedPoints`)
+  ``name.weights.npy`` optional ``[N, n]`` weights in memory; trailing zero-weight points of a
+                       row are padding (default: every row's ``n`` points, uniform)
+  ``name.labels.npy``  optional ``[N]`` integer labels
+  :func:`save_clouds_npy` writes this form.
+
 A directory of ``.npy`` files
   One cloud per file, ``[n_i, d]``, in sorted file-name order. Weights of ``name.npy``, if
   any, are in ``name.weights.npy`` (``[n_i]``). Clouds may instead sit in subdirectories, one per
@@ -37,18 +45,20 @@ from pathlib import Path
 import numpy as np
 
 from wormhole.data.clouds import PointClouds, validate_clouds
+from wormhole.data.mapped import MappedPoints
 
-__all__ = ["load_files", "save_clouds_npz"]
+__all__ = ["load_files", "save_clouds_npy", "save_clouds_npz"]
 
 WEIGHTS_SUFFIX = ".weights.npy"
+LABELS_SUFFIX = ".labels.npy"
 _NPZ_KEYS = ("points", "sizes", "offsets", "weights", "labels", "label_names")
 _PICKLE_HINT = ("wormhole reads data with allow_pickle=False, because a pickled object can run "
                 "code when loaded; save plain numeric or string arrays instead")
 
 
-def _load_npy(file: Path) -> np.ndarray:
+def _load_npy(file: Path, mmap_mode: str | None = None) -> np.ndarray:
     try:
-        return np.load(file, allow_pickle=False)
+        return np.load(file, allow_pickle=False, mmap_mode=mmap_mode)
     except ValueError as err:
         if "allow_pickle" in str(err):
             raise ValueError(f"{file}: holds an object array; {_PICKLE_HINT}.") from None
@@ -259,10 +269,11 @@ def _load_directory(root: Path) -> PointClouds:
 
 
 def load_files(path: str | None = None, seed: int = 0) -> PointClouds:
-    """Clouds from an ``.npz`` file or a directory of ``.npy`` files (see the module docstring).
+    """Clouds from an ``.npz`` file, a padded ``.npy`` file (memory-mapped) or a directory of
+    ``.npy`` files (see the module docstring).
 
     Args:
-      path: the ``.npz`` file or the directory.
+      path: the ``.npz`` or ``.npy`` file, or the directory.
       seed: unused (the data are fixed).
 
     Raises:
@@ -279,9 +290,75 @@ def load_files(path: str | None = None, seed: int = 0) -> PointClouds:
         raise FileNotFoundError(f"data.path: {path} does not exist; expected an .npz file or a "
                                 f"directory of .npy files.")
     if path.suffix == ".npy":
-        raise ValueError(f"{path}: a single .npy file holds one cloud; put the .npy clouds in a "
-                         f"directory and point data.path at it, or save them as one .npz file.")
+        return _load_mapped(path)
     return _load_npz(path)
+
+
+def _sibling(file: Path, suffix: str) -> Path:
+    return file.with_name(file.name[: -len(".npy")] + suffix)
+
+
+def _load_mapped(file: Path) -> PointClouds:
+    points = _load_npy(file, mmap_mode="r")
+    if points.ndim != 3:
+        raise ValueError(f"{file}: a single .npy file is read as padded clouds [N, n, d] "
+                         f"(memory-mapped), but it has shape {points.shape}. For one cloud per "
+                         f"file, put the .npy clouds in a directory and point data.path at it.")
+    if points.dtype.kind != "f":
+        raise ValueError(f"{file}: coordinates must be floats, got {points.dtype}.")
+    count, length, _ = points.shape
+    weight_file = _sibling(file, WEIGHTS_SUFFIX)
+    if weight_file.is_file():
+        weights = np.asarray(_load_npy(weight_file), np.float64)
+        if weights.shape != (count, length):
+            raise ValueError(f"{weight_file}: shape {weights.shape}; the clouds {file.name} "
+                             f"{points.shape} need weights [{count}, {length}].")
+        bad = np.nonzero(~np.all(np.isfinite(weights) & (weights >= 0), axis=1))[0]
+        if len(bad):
+            raise ValueError(f"{weight_file}: weights of cloud {bad[0]} are negative, NaN or "
+                             f"infinite.")
+        total = weights.sum(axis=1)
+        if np.any(total <= 0):
+            raise ValueError(f"{weight_file}: weights of cloud {int(np.argmax(total <= 0))} are "
+                             f"all zero; a cloud needs mass.")
+        positive = weights > 0
+        sizes = length - np.argmax(positive[:, ::-1], axis=1)
+        weights = (weights / total[:, None]).astype(np.float32)
+    else:
+        sizes = np.full(count, length)
+        weights = np.full((count, length), 1.0 / length, np.float32)
+    sizes = sizes.astype(np.int32)
+    real = np.arange(length)[None, :] < sizes[:, None]
+    for start in range(0, count, 4096):  # a scan, not a copy: the file stays on disk
+        chunk = np.asarray(points[start:start + 4096])
+        finite = np.all(np.isfinite(chunk), axis=2) | ~real[start:start + 4096]
+        if not finite.all():
+            cloud, point = np.argwhere(~finite)[0]
+            raise ValueError(f"{file}: cloud {start + cloud}: point {point} has a NaN or "
+                             f"infinite coordinate.")
+    label_file = _sibling(file, LABELS_SUFFIX)
+    labels = _load_npy(label_file) if label_file.is_file() else None
+    labels, names = _labels(labels, None, count, label_file)
+    return PointClouds(MappedPoints(points, sizes), weights, sizes, labels, names)
+
+
+def save_clouds_npy(path: str | Path, clouds: PointClouds, chunk: int = 4096) -> Path:
+    """Write ``clouds`` as ``path`` (``[N, n, d]``), ``.weights.npy`` and ``.labels.npy``:
+    the memory-mapped form :func:`load_files` reads a batch at a time. Written a chunk of
+    clouds at a time, so the clouds may themselves be on demand."""
+    path = Path(path)
+    if path.suffix != ".npy":
+        raise ValueError(f"{path}: the memory-mapped form is an .npy file.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=clouds.points.shape)
+    for start in range(0, len(clouds), chunk):
+        out[start:start + chunk] = clouds.points[start:start + chunk]
+    out.flush()
+    del out
+    np.save(_sibling(path, WEIGHTS_SUFFIX), np.asarray(clouds.weights, np.float32))
+    if clouds.labels is not None:
+        np.save(_sibling(path, LABELS_SUFFIX), np.asarray(clouds.labels))
+    return path
 
 
 def save_clouds_npz(path: str | Path, clouds: PointClouds) -> Path:
