@@ -1,0 +1,272 @@
+"""Scale-out figures: training speed against device count and batch size, and host memory
+over a 70,000-cloud run (in memory and memory-mapped).
+
+    python benchmarks/scaling.py                                   # both parts
+    python benchmarks/scaling.py --part devices --devices 1 2 4 --batch-sizes 16 64
+    python benchmarks/scaling.py --part memory --steps 300
+    python benchmarks/scaling.py --quick                           # the smoke test's sizes
+
+Part ``devices``: the trainer (``train_and_evaluate``, held-out evaluation and checkpoints
+off) on MNIST-style clouds (``--mnist-dir``: the real t10k digits; default the embedded 8x8
+digits) for each device count, in its own process with that many devices
+(``--xla_force_host_platform_device_count`` on CPU; on GPU/TPU the real ones, capped at the
+count). Steps/s is the mean of the logged intervals after the first (which holds the
+compilations); pairs/s is steps/s times the ``B (B - 1) / 2`` in-batch OT problems. Simulated
+CPU devices share the same cores, so on a CPU this measures the overhead of sharding, not a
+speed-up.
+
+Part ``memory``: the full Fashion-MNIST (60,000 + 10,000 images, the Debian package
+``dataset-fashion-mnist``; ``--fashion-dir``) as clouds, trained ``--steps`` steps twice: with
+the clouds in memory, and from one memory-mapped ``.npy`` file (written once by
+``save_clouds_npy``). The process's resident memory (RSS, and its anonymous part, which
+excludes file pages the kernel can drop) is sampled every ``--sample-every`` steps; growth is
+the change from the first sample after the warm-up to the last. Writes
+benchmarks/results/scaling.{md,json} (``--quick``: nothing unless ``--output`` is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
+
+import numpy as np  # noqa: E402
+
+from benchmarks._harness import REPO, RESULTS, Run, markdown_table, write_result  # noqa: E402
+
+_SPEED = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import jax, numpy as np
+from wormhole.api import resolve_config
+from wormhole.trainer import train_and_evaluate
+overrides = json.loads(sys.argv[2])
+config = resolve_config(sys.argv[3], overrides)
+out = train_and_evaluate(config, progress=False)
+rates = [r["steps_per_s"] for r in out.history if "steps_per_s" in r]
+print(json.dumps({"devices": jax.device_count(), "backend": jax.default_backend(),
+                  "steps_per_s": float(np.mean(rates[1:] or rates)), "intervals": len(rates)}))
+"""
+
+_MEMORY = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from wormhole.api import resolve_config
+from wormhole.data import load_dataset
+from wormhole.trainer import train_and_evaluate
+
+def memory():
+    fields = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+    return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "RssAnon")}
+
+overrides = json.loads(sys.argv[2])
+every = int(sys.argv[3])
+config = resolve_config(None, overrides)
+before = memory()
+started = time.perf_counter()
+dataset = load_dataset(config.data)
+loaded = memory()
+load_s = time.perf_counter() - started
+samples = []
+
+def sample(step, metrics):
+    if step % every == 0:
+        samples.append({"step": step, **memory()})
+
+out = train_and_evaluate(config, dataset, callbacks=[sample], progress=False)
+rates = [r["steps_per_s"] for r in out.history if "steps_per_s" in r]
+print(json.dumps({"clouds": len(dataset.train) + len(dataset.test or []),
+                  "train": len(dataset.train), "mapped": dataset.train.on_demand,
+                  "mean_points": float(dataset.train.sizes.mean()),
+                  "padded_length": dataset.train.length, "before": before, "loaded": loaded,
+                  "load_s": load_s, "samples": samples,
+                  "steps_per_s": float(np.mean(rates[1:] or rates))}))
+"""
+
+
+def _env(devices: int | None = None) -> dict:
+    env = dict(os.environ)
+    if devices is not None:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                            f" --xla_force_host_platform_device_count={devices}").strip()
+    return env
+
+
+def _strings(overrides: dict, extra: list[str]) -> list[str]:
+    """``section.key=value`` strings (values as JSON), then the command line's ``--set``."""
+    return [f"{key}={json.dumps(value)}" for key, value in overrides.items()] + list(extra)
+
+
+def _worker(code: str, *args: str, env: dict) -> dict:
+    done = subprocess.run([sys.executable, "-c", code, str(REPO), *args], capture_output=True,
+                          text=True, env=env)
+    if done.returncode:
+        raise RuntimeError(f"worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def device_speeds(args, workdir: Path) -> list[dict]:
+    data = ({"data.name": "mnist", "data.path": args.mnist_dir} if args.mnist_dir
+            else {"data.name": "digits"})
+    rows = []
+    for batch in args.batch_sizes:
+        for devices in args.devices:
+            if batch % devices:
+                continue
+            overrides = {**data, "train.steps": args.speed_steps, "train.batch_size": batch,
+                         "train.log_every": max(args.speed_steps // 4, 1),
+                         "train.eval_every": 10 ** 9, "checkpoint.enabled": False,
+                         "train.workdir": str(workdir / f"speed-{batch}-{devices}")}
+            row = _worker(_SPEED, json.dumps(_strings(overrides, args.set)), args.config,
+                          env=_env(devices))
+            row.update(batch_size=batch, requested_devices=devices,
+                       pairs_per_s=row["steps_per_s"] * batch * (batch - 1) / 2)
+            print(json.dumps(row))
+            rows.append(row)
+    return rows
+
+
+def host_memory(args, workdir: Path) -> list[dict]:
+    from wormhole.config import load_config
+    from wormhole.data import load_clouds
+    from wormhole.data.loaders.files import save_clouds_npy
+
+    if args.quick:
+        base = {"data.name": "digits", "model.num_layers": 1, "model.width": 32,
+                "model.mlp_dim": 64, "model.emb_dim": 16, "model.decoder_layers": 1}
+    else:
+        if not Path(args.fashion_dir).is_dir():
+            raise SystemExit(f"{args.fashion_dir} not found: install the Debian package "
+                             f"dataset-fashion-mnist or pass --fashion-dir.")
+        base = {"data.name": "fashion_mnist", "data.path": args.fashion_dir,
+                "data.options": {"threshold": 0.5}, "data.split": "official"}
+    mapped_file = workdir / "clouds.npy"
+    data_config = load_config(None, [f"{k}={json.dumps(v)}" for k, v in base.items()]).data
+    clouds = load_clouds(data_config)  # both splits, in the loader's order
+    if data_config.split == "official" and "split" in clouds.metadata:
+        clouds = clouds.subset(np.argsort(clouds.metadata["split"] != "train", kind="stable"))
+    save_clouds_npy(mapped_file, clouds)
+    total = len(clouds)
+    del clouds
+    common = {"train.steps": args.steps, "train.log_every": args.sample_every,
+              "train.eval_every": 10 ** 9, "checkpoint.every": max(args.steps // 2, 1),
+              "eval.num_pairs": 100}
+    modes = {
+        "in memory": {**base},
+        "memory-mapped": {"data.name": "files", "data.path": str(mapped_file),
+                          "data.test_fraction": 10_000 / 70_000 if not args.quick else 0.1,
+                          **{k: v for k, v in base.items() if k.startswith("model.")}},
+    }
+    rows = []
+    for name, overrides in modes.items():
+        overrides = {**overrides, **common, "train.workdir": str(workdir / name)}
+        row = _worker(_MEMORY, json.dumps(_strings(overrides, args.set)), str(args.sample_every),
+                      env=_env())
+        row.update(mode=name, file_clouds=total)
+        samples = row["samples"]
+        warm = samples[min(1, len(samples) - 1)]
+        row["growth_rss_mb"] = samples[-1]["VmRSS"] - warm["VmRSS"]
+        row["growth_anon_mb"] = samples[-1]["RssAnon"] - warm["RssAnon"]
+        row["peak_rss_mb"] = max(s["VmRSS"] for s in samples)
+        print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
+        rows.append(row)
+    return rows
+
+
+def plot_memory(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for row in rows:
+        steps = [s["step"] for s in row["samples"]]
+        ax.plot(steps, [s["VmRSS"] for s in row["samples"]], label=f"{row['mode']}: RSS")
+        ax.plot(steps, [s["RssAnon"] for s in row["samples"]], "--",
+                label=f"{row['mode']}: anonymous")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("host memory (MiB)")
+    ax.set_title(f"Host memory while training on {rows[0]['file_clouds']:,} clouds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("devices", "memory", "both"), default="both")
+    parser.add_argument("--config", default="mnist.yaml", help="base config of the speed part")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--speed-steps", type=int, default=40)
+    parser.add_argument("--mnist-dir", default=os.environ.get("WORMHOLE_MNIST_DIR"))
+    parser.add_argument("--fashion-dir", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--steps", type=int, default=300, help="steps of each memory run")
+    parser.add_argument("--sample-every", type=int, default=25)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.devices, args.batch_sizes, args.speed_steps = [1, 2], [8], 8
+        args.steps, args.sample_every = 12, 3
+        args.config = "digits.yaml"
+        args.set = ["model.num_layers=1", "model.width=32", "model.mlp_dim=64",
+                    "model.emb_dim=16", "model.decoder_layers=1", *args.set]
+    output = args.output or (None if args.quick else str(RESULTS / "scaling"))
+    run = Run.start(__file__, argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        speeds = device_speeds(args, Path(tmp)) if args.part != "memory" else []
+        memory = host_memory(args, Path(tmp)) if args.part != "devices" else []
+    result = {**run.finish(), "speeds": speeds, "memory": memory, "config": args.config,
+              "overrides": args.set}
+    if not output:
+        print(json.dumps({"speeds": speeds, "memory": [{k: v for k, v in m.items()
+                                                         if k != "samples"} for m in memory]}))
+        return 0
+    lines = []
+    if speeds:
+        backend = speeds[0]["backend"]
+        lines += [f"## Steps/s against device count and batch size ({backend})", "",
+                  f"`train_and_evaluate` on {args.config} clouds "
+                  f"({'MNIST t10k from ' + args.mnist_dir if args.mnist_dir else 'the 8x8 digits'}"
+                  f"), {args.speed_steps} steps per setting, evaluation and checkpoints off, "
+                  f"one process per setting. "
+                  + ("Simulated CPU devices share this machine's cores: the figures show the "
+                     "cost of splitting the batch and the pair solves, not a speed-up."
+                     if backend == "cpu" else ""), "",
+                  *markdown_table(["batch", "devices", "steps/s", "OT pairs/s"],
+                                  [[r["batch_size"], r["devices"], f"{r['steps_per_s']:.2f}",
+                                    f"{r['pairs_per_s']:.0f}"] for r in speeds]), ""]
+    if memory:
+        figure = Path(output).with_suffix(".memory.png") if Path(output).suffix == "" else \
+            Path(str(output) + ".memory.png")
+        plot_memory(memory, figure)
+        lines += ["## Host memory over a training run", "",
+                  f"{memory[0]['file_clouds']:,} clouds (mean {memory[0]['mean_points']:.0f} "
+                  f"points, padded to {memory[0]['padded_length']}), {args.steps} steps, "
+                  f"memory sampled every {args.sample_every} steps; growth from the second "
+                  f"sample (after the first compilations) to the last.", "",
+                  *markdown_table(
+                      ["clouds", "load (s)", "RSS after loading (MiB)", "peak RSS (MiB)",
+                       "RSS growth (MiB)", "anonymous growth (MiB)", "steps/s"],
+                      [[r["mode"], f"{r['load_s']:.1f}", f"{r['loaded']['VmRSS']:.0f}",
+                        f"{r['peak_rss_mb']:.0f}", f"{r['growth_rss_mb']:+.0f}",
+                        f"{r['growth_anon_mb']:+.0f}", f"{r['steps_per_s']:.2f}"]
+                       for r in memory]), "", f"![memory]({figure.name})"]
+    write_result(Path(output), result, "Scale-out: devices, batch sizes, host memory", lines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
