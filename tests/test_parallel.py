@@ -157,3 +157,37 @@ def test_two_processes_on_loopback_train_one_run_that_resumes_on_one_device(tmp_
     assert result["checkpoints"] == [2, 4] and result["steps"] == [6, 6]
     assert result["param_max_diff"] < 1e-3
     assert result["embedding_max_diff"] < 0.05 * result["embedding_scale"]
+
+
+def test_the_lock_step_path_compiles_the_step_once_per_size_bucket(tmp_path):
+    """The accelerator path (ot.batching=vmap) compiles the train step once per padded
+    length that the batches' size buckets give, and never again for a length seen before."""
+    import logging
+
+    import jax
+
+    from tests.test_train import tiny
+    from wormhole.data import load_dataset
+    from wormhole.trainer import batch_indices, train_and_evaluate
+
+    config = tiny(tmp_path / "run", train={"steps": 12, "length_bucket": 2},
+                  ot={"batching": "vmap"}, checkpoint={"enabled": False},
+                  eval={"num_pairs": 20})
+    messages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler, logger = Collect(), logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            train_and_evaluate(config, progress=False)
+    finally:
+        logger.removeHandler(handler)
+    train = load_dataset(config.data).train
+    lengths = {batch_indices(train, step, 8, config.train.seed, 2)[1] for step in range(12)}
+    compiled = [m for m in messages if m.startswith("Compiling jit(step)")]
+    assert len(lengths) > 1  # the test means something only with several buckets
+    assert len(compiled) == len(lengths)
