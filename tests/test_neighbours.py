@@ -62,3 +62,29 @@ def test_an_embedding_that_keeps_the_geometry_agrees_fully_and_a_shuffled_one_do
     other = neighbourhood_agreement(_distances(points[shuffled]), exact, points[shuffled],
                                     labels, ks=(1, 10))
     assert other.recall[10] < 0.4 and other.trustworthiness < 0.7
+
+
+def test_local_fidelity_benchmark_quick_mode_reports_every_target(tmp_path):
+    """benchmarks/local_fidelity.py --quick: trains, evaluates against exact W2 and checks
+    each of issue 13's targets for the variant, with its barycenter plot."""
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    out = tmp_path / "fidelity"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "local_fidelity.py"),
+                           "--quick", "--output", str(out),
+                           "--variant", "weighted: loss.local_stress=1.0"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "fidelity.json").read_text())
+    (row,) = result["rows"]
+    assert row["name"] == "weighted" and row["overrides"] == ["loss.local_stress=1.0"]
+    assert row["pearson_kind"] == "W2" and row["neighbour_kind"] == "W2"
+    assert set(row["verdicts"]) == {"pearson", "recall_10", "nn_gap", "barycenters", "minutes"}
+    assert 0.0 <= row["recall"]["10"] <= 1.0 and 0.0 <= row["nn_exact"] <= 1.0
+    assert row["barycenter_classes"] >= 2 and (tmp_path / "fidelity.barycenters.png").is_file()
+    text = (tmp_path / "fidelity.md").read_text()
+    assert "| weighted | loss.local_stress=1.0 |" in text and "## Targets" in text
