@@ -191,3 +191,35 @@ def test_the_lock_step_path_compiles_the_step_once_per_size_bucket(tmp_path):
     compiled = [m for m in messages if m.startswith("Compiling jit(step)")]
     assert len(lengths) > 1  # the test means something only with several buckets
     assert len(compiled) == len(lengths)
+
+
+_CPU_DEVICES = """
+import sys, json, warnings
+sys.path.insert(0, {repo!r})
+import jax
+from tests.test_train import tiny
+from wormhole.trainer import train_and_evaluate
+cfg = tiny(sys.argv[1] + "/a", train={{"steps": 2, "mesh": {{"cpu_devices": 2}}}},
+           checkpoint={{"enabled": False}}, eval={{"num_pairs": 20}})
+train_and_evaluate(cfg, progress=False)
+first = jax.device_count()
+again = tiny(sys.argv[1] + "/b", train={{"steps": 2, "mesh": {{"cpu_devices": 4}}}},
+             checkpoint={{"enabled": False}}, eval={{"num_pairs": 20}})
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    train_and_evaluate(again, progress=False)
+print(json.dumps({{"first": first, "after": jax.device_count(),
+                  "warnings": [str(w.message) for w in caught]}}))
+"""
+
+
+def test_cpu_devices_split_the_cpu_before_jax_starts_and_warn_after(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run([sys.executable, "-c", _CPU_DEVICES.format(repo=str(REPO)),
+                           str(tmp_path)], capture_output=True, text=True,
+                          env=dict(env, JAX_PLATFORMS="cpu"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["first"] == 2 and out["after"] == 2
+    assert any("train.mesh.cpu_devices=4 has no effect" in w and "2 device(s)" in w
+               for w in out["warnings"])

@@ -157,6 +157,11 @@ class MeshConfig:
     shard_params: bool = option(False, doc="split large parameters and their optimiser state "
                                            "over the data axis instead of copying them to "
                                            "every device (for large models)")
+    cpu_devices: int = option(0, min=0, doc="run JAX's CPU platform as this many devices "
+                                            "(jax_num_cpu_devices), so that the OT solves of "
+                                            "a batch run on several cores at once; 0: JAX's "
+                                            "default. Ignored by GPU/TPU runs; takes effect "
+                                            "only before JAX first runs anything")
 
 
 @dataclass

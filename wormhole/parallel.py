@@ -16,6 +16,7 @@ dimensions, gathered by the compiler where it is used).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -36,6 +37,7 @@ __all__ = [
     "replicated",
     "state_shardings",
     "to_local",
+    "use_cpu_devices",
 ]
 
 DATA_AXIS = "data"
@@ -43,6 +45,26 @@ DATA_AXIS = "data"
 # Parameters smaller than this stay replicated under shard_params: splitting a bias vector
 # costs a collective and saves nothing.
 _MIN_SHARDED_SIZE = 2 ** 10
+
+
+def use_cpu_devices(count: int) -> None:
+    """Run JAX's CPU platform as ``count`` devices (``jax_num_cpu_devices``; 0: leave it).
+
+    On a CPU each device runs its share of the batch's OT solves on its own thread, so a
+    multi-core machine solves several at once. Only possible before JAX first runs
+    anything; afterwards a different count is left as it is, with a warning.
+    """
+    if count <= 0:
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:
+        have = len(jax.devices("cpu"))
+        if have != count:
+            warnings.warn(f"train.mesh.cpu_devices={count} has no effect: JAX's CPU platform "
+                          f"already runs as {have} device(s) in this process. Set it before "
+                          f"JAX runs anything (scripts/train.py does), or start a new "
+                          f"process.", RuntimeWarning, stacklevel=2)
 
 
 def initialize_distributed(coordinator_address: str | None = None,

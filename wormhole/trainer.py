@@ -315,6 +315,7 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
       and the logged metric records.
     """
     cfg = config.train
+    parallel.use_cpu_devices(cfg.mesh.cpu_devices)
     if cfg.distributed.enabled:
         parallel.initialize_distributed(cfg.distributed.coordinator_address,
                                         cfg.distributed.num_processes,
