@@ -8,12 +8,13 @@ over a 70,000-cloud run (in memory and memory-mapped).
 
 Part ``devices``: the trainer (``train_and_evaluate``, held-out evaluation and checkpoints
 off) on MNIST-style clouds (``--mnist-dir``: the real t10k digits; default the embedded 8x8
-digits) for each device count, in its own process with that many devices
-(``--xla_force_host_platform_device_count`` on CPU; on GPU/TPU the real ones, capped at the
-count). Steps/s is the mean of the logged intervals after the first (which holds the
-compilations); pairs/s is steps/s times the ``B (B - 1) / 2`` in-batch OT problems. Simulated
-CPU devices share the same cores, so on a CPU this measures the overhead of sharding, not a
-speed-up.
+digits) for each device count (``train.mesh.data``; on a CPU the machine is split into that
+many devices with ``train.mesh.cpu_devices``), each run in its own process. Steps/s is the
+mean of the logged intervals after the first (which holds the compilations), the median over
+``--rounds`` interleaved repeats; pairs/s is steps/s times the ``B (B - 1) / 2`` in-batch OT
+problems. CPU devices share the machine's cores: each runs its share of the solves on its own
+thread, so they can use cores that a single device's one-by-one solves leave idle, but they
+add no compute.
 
 Part ``memory``: the full Fashion-MNIST (60,000 + 10,000 images, the Debian package
 ``dataset-fashion-mnist``; ``--fashion-dir``) as clouds, trained ``--steps`` steps twice: with
@@ -91,12 +92,8 @@ print(json.dumps({"clouds": len(dataset.train) + len(dataset.test or []),
 """
 
 
-def _env(devices: int | None = None) -> dict:
-    env = dict(os.environ)
-    if devices is not None:
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                            f" --xla_force_host_platform_device_count={devices}").strip()
-    return env
+def _env() -> dict:
+    return {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
 
 
 def _strings(overrides: dict, extra: list[str]) -> list[str]:
@@ -113,23 +110,32 @@ def _worker(code: str, *args: str, env: dict) -> dict:
 
 
 def device_speeds(args, workdir: Path) -> list[dict]:
+    """Each (batch size, device count) setting ``--rounds`` times, interleaved round by round
+    so that every setting sees the same machine load; the median round is reported."""
     data = ({"data.name": "mnist", "data.path": args.mnist_dir} if args.mnist_dir
             else {"data.name": "digits"})
-    rows = []
-    for batch in args.batch_sizes:
-        for devices in args.devices:
-            if batch % devices:
-                continue
+    settings = [(b, d) for b in args.batch_sizes for d in args.devices if b % d == 0]
+    runs = {setting: [] for setting in settings}
+    for round_ in range(args.rounds):
+        for batch, devices in settings[round_ % len(settings):] + \
+                settings[:round_ % len(settings)]:
             overrides = {**data, "train.steps": args.speed_steps, "train.batch_size": batch,
                          "train.log_every": max(args.speed_steps // 4, 1),
                          "train.eval_every": 10 ** 9, "checkpoint.enabled": False,
+                         "train.mesh.data": devices, "train.mesh.cpu_devices": devices,
                          "train.workdir": str(workdir / f"speed-{batch}-{devices}")}
             row = _worker(_SPEED, json.dumps(_strings(overrides, args.set)), args.config,
-                          env=_env(devices))
-            row.update(batch_size=batch, requested_devices=devices,
-                       pairs_per_s=row["steps_per_s"] * batch * (batch - 1) / 2)
-            print(json.dumps(row))
-            rows.append(row)
+                          env=_env())
+            print(json.dumps({"batch_size": batch, **row}))
+            runs[(batch, devices)].append(row)
+    rows = []
+    for (batch, devices), found in runs.items():
+        rates = [r["steps_per_s"] for r in found]
+        steps = float(np.median(rates))
+        rows.append({"batch_size": batch, "requested_devices": devices,
+                     "devices": found[0]["devices"], "backend": found[0]["backend"],
+                     "steps_per_s": steps, "rounds": rates,
+                     "pairs_per_s": steps * batch * (batch - 1) / 2})
     return rows
 
 
@@ -169,7 +175,7 @@ def host_memory(args, workdir: Path) -> list[dict]:
         overrides = {**overrides, **common, "train.workdir": str(workdir / name)}
         row = _worker(_MEMORY, json.dumps(_strings(overrides, args.set)), str(args.sample_every),
                       env=_env())
-        row.update(mode=name, file_clouds=total)
+        row.update(mode=name, file_clouds=total, overrides=_strings(overrides, args.set))
         samples = row["samples"]
         warm = samples[min(1, len(samples) - 1)]
         row["growth_rss_mb"] = samples[-1]["VmRSS"] - warm["VmRSS"]
@@ -178,6 +184,11 @@ def host_memory(args, workdir: Path) -> list[dict]:
         print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
         rows.append(row)
     return rows
+
+
+def _ratio(row: dict, rows: list[dict]) -> str:
+    one = [r for r in rows if r["batch_size"] == row["batch_size"] and r["devices"] == 1]
+    return f"{row['steps_per_s'] / one[0]['steps_per_s']:.2f}x" if one else "-"
 
 
 def plot_memory(rows: list[dict], path: Path) -> None:
@@ -210,6 +221,7 @@ def main(argv=None) -> int:
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--speed-steps", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved repeats per setting")
     parser.add_argument("--mnist-dir", default=os.environ.get("WORMHOLE_MNIST_DIR"))
     parser.add_argument("--fashion-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--steps", type=int, default=300, help="steps of each memory run")
@@ -228,35 +240,55 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         speeds = device_speeds(args, Path(tmp)) if args.part != "memory" else []
         memory = host_memory(args, Path(tmp)) if args.part != "devices" else []
-    result = {**run.finish(), "speeds": speeds, "memory": memory, "config": args.config,
-              "overrides": args.set}
     if not output:
         print(json.dumps({"speeds": speeds, "memory": [{k: v for k, v in m.items()
                                                          if k != "samples"} for m in memory]}))
         return 0
+    result = {**run.finish(),
+              "speed_settings": {"config": args.config, "overrides": args.set,
+                                 "mnist_dir": args.mnist_dir, "steps": args.speed_steps},
+              "memory_settings": {"overrides": args.set, "steps": args.steps,
+                                  "sample_every": args.sample_every},
+              "speeds": speeds, "memory": memory}
+    previous = Path(output + ".json")
+    if args.part != "both" and previous.is_file():  # keep the part not run this time
+        old = json.loads(previous.read_text())
+        other = "memory" if args.part == "devices" else "speeds"
+        result[other] = old.get(other, [])
+        key = "memory_settings" if other == "memory" else "speed_settings"
+        result[key] = old[key]
+        result["other_part_from"] = {"command": old.get("command"), "date": old.get("date")}
     lines = []
-    if speeds:
+    if result["speeds"]:
+        speeds, setting = result["speeds"], result["speed_settings"]
         backend = speeds[0]["backend"]
+        where = "MNIST t10k from " + setting["mnist_dir"] if setting["mnist_dir"] else \
+            "the 8x8 digits"
         lines += [f"## Steps/s against device count and batch size ({backend})", "",
-                  f"`train_and_evaluate` on {args.config} clouds "
-                  f"({'MNIST t10k from ' + args.mnist_dir if args.mnist_dir else 'the 8x8 digits'}"
-                  f"), {args.speed_steps} steps per setting, evaluation and checkpoints off, "
-                  f"one process per setting. "
-                  + ("Simulated CPU devices share this machine's cores: the figures show the "
-                     "cost of splitting the batch and the pair solves, not a speed-up."
-                     if backend == "cpu" else ""), "",
-                  *markdown_table(["batch", "devices", "steps/s", "OT pairs/s"],
+                  f"`train_and_evaluate` on {setting['config']} ({where}; overrides "
+                  f"{setting['overrides'] or 'none'}), {setting['steps']} steps per setting, "
+                  f"evaluation and checkpoints off, one process per setting. "
+                  + ("CPU devices (`train.mesh.cpu_devices`) share this machine's cores: a "
+                     "gain over 1 device is cores that one device's one-by-one solves left "
+                     "idle, not added compute." if backend == "cpu" else ""), "",
+                  *markdown_table(["batch", "devices", "steps/s (median)", "rounds",
+                                   "OT pairs/s", "vs 1 device"],
                                   [[r["batch_size"], r["devices"], f"{r['steps_per_s']:.2f}",
-                                    f"{r['pairs_per_s']:.0f}"] for r in speeds]), ""]
-    if memory:
-        figure = Path(output).with_suffix(".memory.png") if Path(output).suffix == "" else \
-            Path(str(output) + ".memory.png")
+                                    " ".join(f"{x:.2f}" for x in r.get("rounds", [])),
+                                    f"{r['pairs_per_s']:.0f}", _ratio(r, speeds)]
+                                   for r in speeds]), ""]
+    if result["memory"]:
+        memory, setting = result["memory"], result["memory_settings"]
+        figure = Path(output + ".memory.png")
         plot_memory(memory, figure)
         lines += ["## Host memory over a training run", "",
                   f"{memory[0]['file_clouds']:,} clouds (mean {memory[0]['mean_points']:.0f} "
-                  f"points, padded to {memory[0]['padded_length']}), {args.steps} steps, "
-                  f"memory sampled every {args.sample_every} steps; growth from the second "
-                  f"sample (after the first compilations) to the last.", "",
+                  f"points, padded to {memory[0]['padded_length']}), {setting['steps']} steps "
+                  f"of the default config with, in memory, "
+                  f"`{' '.join(memory[0].get('overrides', []))}` and, memory-mapped, "
+                  f"`{' '.join(memory[-1].get('overrides', []))}`; memory sampled every "
+                  f"{setting['sample_every']} steps; growth from the second sample (after the "
+                  f"first compilations) to the last.", "",
                   *markdown_table(
                       ["clouds", "load (s)", "RSS after loading (MiB)", "peak RSS (MiB)",
                        "RSS growth (MiB)", "anonymous growth (MiB)", "steps/s"],
@@ -264,6 +296,10 @@ def main(argv=None) -> int:
                         f"{r['peak_rss_mb']:.0f}", f"{r['growth_rss_mb']:+.0f}",
                         f"{r['growth_anon_mb']:+.0f}", f"{r['steps_per_s']:.2f}"]
                        for r in memory]), "", f"![memory]({figure.name})"]
+    if "other_part_from" in result:
+        lines += ["", f"(The {'memory' if args.part == 'devices' else 'speed'} part is from "
+                      f"an earlier run: `{result['other_part_from']['command']}`, "
+                      f"{result['other_part_from']['date']}.)"]
     write_result(Path(output), result, "Scale-out: devices, batch sizes, host memory", lines)
     return 0
 
