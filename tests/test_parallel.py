@@ -74,6 +74,15 @@ if mode == "four":
     out["loss"] = [one.history[0]["loss"], four.history[0]["loss"]]
     out["test_pearson"] = [one.history[-1].get("test_pearson"),
                            four.history[-1].get("test_pearson")]
+    # Inference on the same devices: encoding and OT re-ranking split over all four.
+    import wormhole
+    from wormhole.evaluate import run_split
+    model = wormhole.load(root + "/four")
+    clouds = run_split(model.config, "test").subset(slice(0, 12))
+    solves.clear()
+    found = model.index(clouds).search(clouds.subset(slice(0, 2)), k=3, rerank=5)
+    out["rerank_solves"] = sorted(set(solves))
+    out["self_found"] = found.indices[:, 0].tolist()
     def stop(step, metrics):
         if step == 3:
             raise KeyboardInterrupt
@@ -120,6 +129,8 @@ def test_sharded_training_on_four_devices_matches_one_and_resumes_on_two(tmp_pat
     assert four["split_params"] > 0
     assert four["loss"][0] == pytest.approx(four["loss"][1], rel=1e-5)
     assert four["test_pearson"][0] == pytest.approx(four["test_pearson"][1], abs=1e-4)
+    assert four["rerank_solves"] == [16]  # 64 pairs per call, 16 per device
+    assert four["self_found"] == [0, 1]  # each query's nearest cloud is itself
     assert "train.batch_size (10)" in four["error"]
     assert "divisible by the number of devices (4)" in four["error"]
     # The run interrupted after step 3 on 4 devices (checkpoint at step 2) resumes on 2.

@@ -15,6 +15,7 @@ dimensions, gathered by the compiler where it is used).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable
@@ -34,6 +35,7 @@ __all__ = [
     "initialize_distributed",
     "local_mesh",
     "make_mesh",
+    "on_local_devices",
     "replicated",
     "state_shardings",
     "to_local",
@@ -122,6 +124,13 @@ def encode_mesh() -> Mesh | None:
     if context is not None and not context.empty and DATA_AXIS in context.axis_names:
         return context if context.size > 1 else None
     return local_mesh() if jax.local_device_count() > 1 else None
+
+
+def on_local_devices():
+    """A context in which OT solves split over this process's devices (a no-op with one)."""
+    if jax.local_device_count() == 1:
+        return contextlib.nullcontext()
+    return jax.set_mesh(local_mesh())
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:

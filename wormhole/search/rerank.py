@@ -13,6 +13,7 @@ from wormhole.data import Normalization, PointClouds
 from wormhole.data.padding import bucket_length
 from wormhole.evaluate.ground_truth import ground_truth_distances
 from wormhole.ot import OTSpec, get_kind, paired_distances, self_terms
+from wormhole.parallel import on_local_devices
 
 __all__ = ["EngineReranker", "exact_distances", "exact_kind"]
 
@@ -64,7 +65,8 @@ class EngineReranker:
             stop = min(start + _PAIRS_PER_CALL, len(clouds))
             x = _pad_rows(clouds.points[start:stop], _PAIRS_PER_CALL)
             a = _pad_rows(clouds.weights[start:stop], _PAIRS_PER_CALL)
-            out[start:stop] = np.asarray(self._self(x, a))[:stop - start]
+            with on_local_devices():
+                out[start:stop] = np.asarray(self._self(x, a))[:stop - start]
         return out
 
     def cached_self_values(self, index: np.ndarray, length: int) -> np.ndarray:
@@ -96,7 +98,8 @@ class EngineReranker:
                 queries.points[rows], queries.weights[rows], other.points, other.weights,
                 query_self[rows].astype(np.float32),
                 collection_self[start:stop].astype(np.float32))]
-            out[start:stop] = np.asarray(self._cross(*args))[:stop - start]
+            with on_local_devices():
+                out[start:stop] = np.asarray(self._cross(*args))[:stop - start]
         return out.reshape(count, width)
 
 
