@@ -41,6 +41,8 @@ import numpy as np  # noqa: E402
 
 from benchmarks._harness import REPO, RESULTS, Run, markdown_table, write_result  # noqa: E402
 
+TITLE = "Scale-out: devices, batch sizes, host memory"
+
 _SPEED = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -176,11 +178,7 @@ def host_memory(args, workdir: Path) -> list[dict]:
         row = _worker(_MEMORY, json.dumps(_strings(overrides, args.set)), str(args.sample_every),
                       env=_env())
         row.update(mode=name, file_clouds=total, overrides=_strings(overrides, args.set))
-        samples = row["samples"]
-        warm = samples[min(1, len(samples) - 1)]
-        row["growth_rss_mb"] = samples[-1]["VmRSS"] - warm["VmRSS"]
-        row["growth_anon_mb"] = samples[-1]["RssAnon"] - warm["RssAnon"]
-        row["peak_rss_mb"] = max(s["VmRSS"] for s in samples)
+        row.update(memory_trend(row["samples"]))
         print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
         rows.append(row)
     return rows
@@ -189,6 +187,26 @@ def host_memory(args, workdir: Path) -> list[dict]:
 def _ratio(row: dict, rows: list[dict]) -> str:
     one = [r for r in rows if r["batch_size"] == row["batch_size"] and r["devices"] == 1]
     return f"{row['steps_per_s'] / one[0]['steps_per_s']:.2f}x" if one else "-"
+
+
+def memory_trend(samples: list[dict]) -> dict:
+    """Peak RSS, the peaks of the first and second half of the run after the first sample
+    (which precedes most compilations), and the least-squares slope of RSS and of anonymous
+    memory in MiB per 100 steps over those samples."""
+    later = samples[1:] or samples
+    half = len(later) // 2
+    steps = np.array([s["step"] for s in later], float)
+
+    def slope(key: str) -> float:
+        if len(later) < 2:
+            return 0.0
+        return float(np.polyfit(steps, [s[key] for s in later], 1)[0] * 100)
+
+    return {"peak_rss_mb": max(s["VmRSS"] for s in samples),
+            "first_half_peak_mb": max(s["VmRSS"] for s in later[:max(half, 1)]),
+            "second_half_peak_mb": max(s["VmRSS"] for s in later[half:]),
+            "rss_slope_mb_per_100_steps": slope("VmRSS"),
+            "anon_slope_mb_per_100_steps": slope("RssAnon")}
 
 
 def plot_memory(rows: list[dict], path: Path) -> None:
@@ -227,6 +245,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="steps of each memory run")
     parser.add_argument("--sample-every", type=int, default=25)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--render", action="store_true",
+                        help="rewrite the .md (and plot) from the result's .json; run nothing")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     if args.quick:
@@ -237,6 +257,8 @@ def main(argv=None) -> int:
                     "model.emb_dim=16", "model.decoder_layers=1", *args.set]
     output = args.output or (None if args.quick else str(RESULTS / "scaling"))
     run = Run.start(__file__, argv)
+    if args.render:
+        return render(output)
     with tempfile.TemporaryDirectory() as tmp:
         speeds = device_speeds(args, Path(tmp)) if args.part != "memory" else []
         memory = host_memory(args, Path(tmp)) if args.part != "devices" else []
@@ -258,6 +280,21 @@ def main(argv=None) -> int:
         key = "memory_settings" if other == "memory" else "speed_settings"
         result[key] = old[key]
         result["other_part_from"] = {"command": old.get("command"), "date": old.get("date")}
+    write_result(Path(output), result, TITLE, report_lines(result, output))
+    return 0
+
+
+def render(output: str) -> int:
+    """Rewrite ``output.md`` from ``output.json`` (memory trends recomputed from samples)."""
+    result = json.loads(Path(output + ".json").read_text())
+    for row in result["memory"]:
+        row.update(memory_trend(row["samples"]))
+    Path(output + ".json").write_text(json.dumps(result, indent=1) + "\n")
+    write_result(Path(output), result, TITLE, report_lines(result, output))
+    return 0
+
+
+def report_lines(result: dict, output: str) -> list[str]:
     lines = []
     if result["speeds"]:
         speeds, setting = result["speeds"], result["speed_settings"]
@@ -287,21 +324,25 @@ def main(argv=None) -> int:
                   f"of the default config with, in memory, "
                   f"`{' '.join(memory[0].get('overrides', []))}` and, memory-mapped, "
                   f"`{' '.join(memory[-1].get('overrides', []))}`; memory sampled every "
-                  f"{setting['sample_every']} steps; growth from the second sample (after the "
-                  f"first compilations) to the last.", "",
+                  f"{setting['sample_every']} steps. After the first sample: the peak of the "
+                  f"first and of the second half of the run, and the least-squares trend "
+                  f"(MiB per 100 steps). Memory rises and falls with the compilations of new "
+                  f"padded lengths and with checkpoint writes; a leak would show as a second "
+                  f"half above the first and a positive trend.", "",
                   *markdown_table(
                       ["clouds", "load (s)", "RSS after loading (MiB)", "peak RSS (MiB)",
-                       "RSS growth (MiB)", "anonymous growth (MiB)", "steps/s"],
+                       "peak, 1st / 2nd half (MiB)", "trend RSS / anonymous", "steps/s"],
                       [[r["mode"], f"{r['load_s']:.1f}", f"{r['loaded']['VmRSS']:.0f}",
-                        f"{r['peak_rss_mb']:.0f}", f"{r['growth_rss_mb']:+.0f}",
-                        f"{r['growth_anon_mb']:+.0f}", f"{r['steps_per_s']:.2f}"]
+                        f"{r['peak_rss_mb']:.0f}",
+                        f"{r['first_half_peak_mb']:.0f} / {r['second_half_peak_mb']:.0f}",
+                        f"{r['rss_slope_mb_per_100_steps']:+.0f} / "
+                        f"{r['anon_slope_mb_per_100_steps']:+.0f}", f"{r['steps_per_s']:.2f}"]
                        for r in memory]), "", f"![memory]({figure.name})"]
     if "other_part_from" in result:
-        lines += ["", f"(The {'memory' if args.part == 'devices' else 'speed'} part is from "
+        lines += ["", f"(One of the two parts is from "
                       f"an earlier run: `{result['other_part_from']['command']}`, "
                       f"{result['other_part_from']['date']}.)"]
-    write_result(Path(output), result, "Scale-out: devices, batch sizes, host memory", lines)
-    return 0
+    return lines
 
 
 if __name__ == "__main__":
