@@ -218,6 +218,8 @@ class CheckpointStore:
         meta = self.restore_meta(step)
         if target is not None:
             target = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        else:
+            target = self._on_this_device(step)
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(target)))
@@ -225,6 +227,23 @@ class CheckpointStore:
             raise DamagedCheckpoint(f"Checkpoint {self.step_dir(step)} cannot be restored: "
                                     f"{_short(err)}") from None
         return restored.state, meta
+
+    def _on_this_device(self, step: int):
+        """A restore target for the saved state on this process's first device: a run saved
+        on other devices (or hosts) loads anywhere. ``None`` when the layout is unreadable
+        (orbax then reports the damage)."""
+        try:
+            saved = ocp.StandardCheckpointer().metadata(self.step_dir(step) / "state")
+        except Exception:  # damaged metadata: the restore below names the checkpoint
+            return None
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+        def one(leaf):
+            if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+                return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device)
+            return leaf
+
+        return jax.tree.map(one, saved.item_metadata)
 
     def restore_meta(self, step: int | None = None) -> RunMeta:
         step = self._check_step(step)
