@@ -98,6 +98,11 @@ else:
     moved = run("moved", {{"data": -1}})
     out["resumed_step"] = int(moved.state.step)
     out["params"] = {{"moved": leaves(moved.state)}}
+    # A run saved on 4 devices loads for inference in a process with 2.
+    import wormhole
+    loaded = wormhole.load(root + "/four")
+    out["loaded_step"] = loaded.step
+    out["loaded_params"] = [np.asarray(x).tolist() for x in jax.tree.leaves(loaded.params)]
 print(json.dumps(out))
 """
 
@@ -137,6 +142,7 @@ def test_sharded_training_on_four_devices_matches_one_and_resumes_on_two(tmp_pat
     two = _run("two", 2, tmp_path)
     assert two["devices"] == 2 and two["resumed_step"] == 4
     assert _close(params["one"], two["params"]["moved"])
+    assert two["loaded_step"] == 4 and _close(params["four"], two["loaded_params"], tol=0)
 
 
 def test_mesh_settings_are_checked_with_the_key_named():

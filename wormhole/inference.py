@@ -21,7 +21,7 @@ from wormhole.data.inputs import as_point_clouds
 from wormhole.models import ModelSpec, WormholeModel, build_model, embedding_distance
 from wormhole.models.encoding import encode_in_chunks
 from wormhole.ot import get_kind
-from wormhole.parallel import encode_mesh
+from wormhole.parallel import encode_mesh, to_local
 
 __all__ = ["Wormhole", "from_meta", "load"]
 
@@ -268,5 +268,6 @@ def load(path: str | Path, step: int | None = None) -> Wormhole:
                 raise DamagedCheckpoint(f"Every checkpoint in {directory} is damaged (steps "
                                         f"{store.all_steps()}).")
             step, state, meta = found
-    params = jax.tree.map(jnp.asarray, state["params"])
+    # A copy on every local device: encoding splits its chunks over all of them.
+    params = to_local(jax.tree.map(jnp.asarray, state["params"]))
     return from_meta(meta, params, directory.parent, step)
