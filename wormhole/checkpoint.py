@@ -233,9 +233,10 @@ class CheckpointStore:
         on other devices (or hosts) loads anywhere. ``None`` when the layout is unreadable
         (orbax then reports the damage)."""
         try:
-            saved = ocp.StandardCheckpointer().metadata(self.step_dir(step) / "state")
+            saved = ocp.PyTreeCheckpointHandler().metadata(self.step_dir(step) / "state")
         except Exception:  # damaged metadata: the restore below names the checkpoint
             return None
+        saved = getattr(saved, "tree", saved)
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
         def one(leaf):
@@ -243,7 +244,7 @@ class CheckpointStore:
                 return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device)
             return leaf
 
-        return jax.tree.map(one, saved.item_metadata)
+        return jax.tree.map(one, saved)
 
     def restore_meta(self, step: int | None = None) -> RunMeta:
         step = self._check_step(step)
