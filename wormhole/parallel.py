@@ -127,10 +127,10 @@ def encode_mesh() -> Mesh | None:
 
 
 def on_local_devices():
-    """A context in which OT solves split over this process's devices (a no-op with one)."""
-    if jax.local_device_count() == 1:
-        return contextlib.nullcontext()
-    return jax.set_mesh(local_mesh())
+    """A context in which OT solves split over :func:`encode_mesh`'s devices (a no-op with
+    one): inference encodes and solves on the same devices."""
+    mesh = encode_mesh()
+    return contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh)
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
