@@ -86,6 +86,17 @@ def test_sum_pooling_sees_set_size():
     assert np.abs(once - twice).max() > 1e-4
 
 
+def test_deepsets_layer_sizes_follow_phi_and_rho_sizes():
+    cfg = ModelConfig(encoder="deepsets", emb_dim=2, phi_sizes=[50, 100, 36],
+                      rho_sizes=[30, 30, 10], pooling="sum")
+    model = build_model(cfg, ModelSpec(1, 0, (0.0,), (1.0,)))
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 5, 1)), jnp.full((1, 5), 0.2))
+    kernels = {name: layer["kernel"].shape
+               for name, layer in params["params"]["encoder"].items()}
+    assert kernels == {"phi0": (1, 50), "phi1": (50, 100), "phi2": (100, 36),
+                       "rho0": (36, 30), "rho1": (30, 30), "rho2": (30, 10), "out": (10, 2)}
+
+
 def test_decoder_output_shape_and_box():
     model, params = _model("transformer", decoder_points=11)
     x = np.random.default_rng(4).uniform(size=(2, 5, 2)).astype(np.float32)

@@ -13,7 +13,13 @@ import pytest
 
 import wormhole
 from wormhole.config import ConfigError, config_from_dict, load_config
-from wormhole.trainer import TrainingDiverged, sample_batch, train_and_evaluate
+from wormhole.trainer import (
+    TrainingDiverged,
+    batch_indices,
+    neighbour_mining,
+    sample_batch,
+    train_and_evaluate,
+)
 
 from .conftest import REPO
 
@@ -112,6 +118,26 @@ def test_interrupted_and_resumed_run_ends_with_identical_parameters(tmp_path, ti
              (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
              if "loss" in json.loads(line)]
     assert steps == sorted(set(steps))
+
+
+def test_neighbour_batches_hold_sketch_neighbours_and_resume_exactly(tmp_path, tiny_data):
+    config = tiny(tmp_path / "a", train={"neighbour_batches": 0.5, "neighbour_pool": 6})
+    mining = neighbour_mining(config.train, tiny_data.train, quadratic=False)
+    assert mining.table.shape == (len(tiny_data.train), 6)
+    index, _ = batch_indices(tiny_data.train, 3, 8, 0, 0, mining)
+    members = set(index.tolist())
+    assert sum(bool(members & set(mining.table[i].tolist())) for i in index) >= 4
+    straight = train_and_evaluate(config, tiny_data, progress=False)
+
+    def kill_at_step_5(step, metrics):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    again = tiny(tmp_path / "b", train={"neighbour_batches": 0.5, "neighbour_pool": 6})
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(again, tiny_data, callbacks=[kill_at_step_5], progress=False)
+    resumed = train_and_evaluate(again, tiny_data, progress=False)
+    assert _params_close(straight.state.params, resumed.state.params)
 
 
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path, tiny_data,

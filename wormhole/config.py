@@ -91,6 +91,10 @@ class ModelConfig:
                         doc="hidden size of each block's MLP; DeepSets: of phi and rho")
     dropout: float = option(0.0, min=0.0, max=0.9)
     pooling: str = option("mean", choices=("mean", "sum"), doc="DeepSets pooling")
+    phi_sizes: list[int] | None = option(None, doc="DeepSets: widths of phi's layers "
+                                                   "(None: num_layers x mlp_dim)")
+    rho_sizes: list[int] | None = option(None, doc="DeepSets: widths of rho's layers "
+                                                   "(None: num_layers x mlp_dim)")
     decoder_layers: int = option(3, min=0, doc="decoder blocks (0: a decoder without "
                                                "attention blocks; loss.reconstruction=0 "
                                                "trains no decoder)")
@@ -189,6 +193,13 @@ class TrainConfig:
     grad_clip: float | None = option(1.0, min=0.0, min_exclusive=True)
     weight_decay: float = option(0.0, min=0.0)
     seed: int = option(0)
+    neighbour_batches: float = option(0.0, min=0.0, max=1.0,
+                                      doc="fraction of each batch drawn as groups of near "
+                                          "neighbours (an anchor and its nearest clouds by "
+                                          "sliced quantile sketches; 0: random batches)")
+    neighbour_group: int = option(4, min=2, doc="clouds per neighbour group (anchor included)")
+    neighbour_pool: int = option(16, min=1, doc="a group's members come from the anchor's "
+                                                "this many nearest clouds")
     length_bucket: int = option(32, min=0,
                               doc="crop each batch's padding to a multiple of this (0: never)")
     divergence_factor: float = option(1e4, min=1.0, min_exclusive=True,

@@ -41,6 +41,7 @@ from wormhole.config import (
     save_config,
 )
 from wormhole.data import Dataset, PointClouds, load_dataset, random_rotations, rotate_clouds
+from wormhole.data.neighbour_batches import cloud_sketches, mined_batch, neighbour_table
 from wormhole.data.padding import bucket_length
 from wormhole.held_out import HeldOutPairs
 from wormhole.losses import LOSS_TERMS, StepArrays, pearson
@@ -52,7 +53,7 @@ from wormhole.metrics_log import (
     truncate_metrics,
 )
 from wormhole.models import ModelSpec, WormholeModel, build_model, embedding_distance
-from wormhole.ot import OTSpec, pairwise_distances
+from wormhole.ot import OTSpec, get_kind, pairwise_distances
 from wormhole.run_setup import (
     check_resume,
     data_record,
@@ -64,6 +65,7 @@ __all__ = [
     "Batch",
     "TrainOutput",
     "TrainState",
+    "NeighbourMining",
     "TrainingDiverged",
     "batch_indices",
     "create_train_state",
@@ -73,6 +75,7 @@ __all__ = [
     "make_optimizer",
     "make_output_check",
     "make_train_step",
+    "neighbour_mining",
     "resolve_model_spec",
     "restore_train_state",
     "sample_batch",
@@ -168,30 +171,56 @@ def restore_train_state(store: CheckpointStore, template: TrainState
 
 
 def batch_indices(clouds: PointClouds, step: int, batch_size: int, seed: int,
-                  bucket: int = 0) -> tuple[np.ndarray, int]:
+                  bucket: int = 0, mining: NeighbourMining | None = None
+                  ) -> tuple[np.ndarray, int]:
     """The clouds of ``step``'s batch and its padded length: a function of ``(seed, step)``
-    only, so resuming is exact and every process of a run draws the same batch.
+    (and the data, through ``mining``'s table) only, so resuming is exact and every process
+    of a run draws the same batch.
 
-    Padding is cropped by :func:`~wormhole.data.padding.bucket_length` (a few distinct
-    lengths, hence few compilations, and much less padded OT work).
+    Uniformly random clouds, or with ``mining`` partly groups of near neighbours
+    (:func:`~wormhole.data.neighbour_batches.mined_batch`). Padding is cropped by
+    :func:`~wormhole.data.padding.bucket_length` (a few distinct lengths, hence few
+    compilations, and much less padded OT work).
     """
     rng = np.random.default_rng((seed, step))
-    index = np.sort(rng.choice(len(clouds), batch_size, replace=False))
+    if mining is None:
+        index = np.sort(rng.choice(len(clouds), batch_size, replace=False))
+    else:
+        index = mined_batch(rng, mining.table, batch_size, mining.fraction, mining.group)
     return index, bucket_length(int(clouds.sizes[index].max()), bucket, clouds.length)
 
 
+class NeighbourMining(NamedTuple):
+    """How batches take near neighbours: ``table [N, pool]`` of each cloud's nearest clouds,
+    the ``fraction`` of a batch drawn as groups, and the ``group`` size."""
+
+    table: np.ndarray
+    fraction: float
+    group: int
+
+
+def neighbour_mining(cfg: TrainConfig, clouds: PointClouds, quadratic: bool
+                     ) -> NeighbourMining | None:
+    """The run's :class:`NeighbourMining` (``train.neighbour_batches`` > 0), else ``None``."""
+    if cfg.neighbour_batches <= 0:
+        return None
+    sketches = cloud_sketches(clouds, quadratic=quadratic, seed=cfg.seed)
+    return NeighbourMining(neighbour_table(sketches, cfg.neighbour_pool),
+                           cfg.neighbour_batches, cfg.neighbour_group)
+
+
 def sample_batch(clouds: PointClouds, step: int, batch_size: int, seed: int,
-                 bucket: int = 0) -> Batch:
+                 bucket: int = 0, mining: NeighbourMining | None = None) -> Batch:
     """The batch of ``step`` (:func:`batch_indices`) as host arrays."""
-    index, length = batch_indices(clouds, step, batch_size, seed, bucket)
+    index, length = batch_indices(clouds, step, batch_size, seed, bucket, mining)
     return Batch(clouds.points[index, :length], clouds.weights[index, :length])
 
 
 def device_batch(clouds: PointClouds, step: int, batch_size: int, seed: int, bucket: int,
-                 sharding: NamedSharding) -> Batch:
+                 sharding: NamedSharding, mining: NeighbourMining | None = None) -> Batch:
     """The batch of ``step`` laid out as ``sharding`` says; this process reads only the
     clouds of its own devices."""
-    index, length = batch_indices(clouds, step, batch_size, seed, bucket)
+    index, length = batch_indices(clouds, step, batch_size, seed, bucket, mining)
     shape = (batch_size, length)
     points = parallel.global_rows((*shape, clouds.dim), sharding,
                                   lambda rows: clouds.points[index[rows], :length])
@@ -386,6 +415,7 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
             return evaluator(parallel.to_local(params, local))
 
     outputs_finite = make_output_check(model)
+    mining = neighbour_mining(cfg, train, get_kind(config.ot.kind).quadratic)
 
     start = int(state.step)
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and primary),
@@ -395,7 +425,7 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
     try:
         for step in range(start, cfg.steps):
             batch = device_batch(train, step, cfg.batch_size, cfg.seed, cfg.length_bucket,
-                                 sharding)
+                                 sharding, mining)
             with jax.set_mesh(mesh):  # the OT solves split over the mesh's data axis
                 state, metrics = step_fn(state, batch)
             report.pending.append(metrics)

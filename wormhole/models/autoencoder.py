@@ -73,8 +73,10 @@ class WormholeModel(nn.Module):
             self.encoder = TransformerEncoder(cfg.emb_dim, cfg.width, cfg.num_layers,
                                               cfg.num_heads, cfg.mlp_dim, cfg.dropout, dtype)
         else:
-            self.encoder = DeepSetsEncoder(cfg.emb_dim, cfg.mlp_dim, cfg.num_layers, cfg.pooling,
-                                           dtype)
+            self.encoder = DeepSetsEncoder(
+                cfg.emb_dim, cfg.mlp_dim, cfg.num_layers, cfg.pooling, dtype,
+                tuple(cfg.phi_sizes) if cfg.phi_sizes else None,
+                tuple(cfg.rho_sizes) if cfg.rho_sizes else None)
         if self.spec.decoder_points > 0:
             self.decoder = PointCloudDecoder(
                 self.spec.decoder_points, self.spec.data_dim, cfg.width, cfg.decoder_layers,
