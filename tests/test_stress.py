@@ -315,3 +315,25 @@ def test_stress_analysis_rejects_malformed_matrices():
         stress_analysis(delta + np.triu(np.ones_like(delta), 1))
     with pytest.raises(ValueError, match="zero diagonal"):
         stress_analysis(delta + np.eye(5))
+
+
+def test_stress_table_quick_run_orders_the_bounds(tmp_path):
+    """benchmarks/stress_table.py --quick: trains gaussians.yaml briefly and reports its
+    stress next to the bounds, with L <= PGD optimum <= provable upper bound."""
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "stress_table.py"),
+                           "--quick", "--output", str(tmp_path / "st")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "st.json").read_text())
+    stress = result["sets"]["gaussians"]["stress"]
+    assert stress["num_clouds"] == 20 and stress["model"] > 0
+    assert stress["lower_bound"] <= stress["optimum"] * (1 + 1e-6)
+    assert stress["optimum"] <= stress["upper_bound"] * (1 + 1e-6)
+    assert stress["mean_delta_squared"] > stress["lower_bound"]
+    assert "gaussians: paper / L" in (tmp_path / "st.md").read_text()

@@ -299,8 +299,10 @@ class _Evaluation:
             delta, predicted = delta ** 2, predicted ** 2
         np.fill_diagonal(predicted, 0.0)
         result = stress_analysis(delta, self.config.model.emb_dim, predicted)
+        upper = np.triu_indices(len(delta), 1)
         self.report["stress_analysis"] = {
             **result.as_dict(), "kind": kind,
+            "mean_delta_squared": float(np.mean(np.square(delta[upper]))),
             "values": f"{kind}^2 (squared, for a euclidean embedding distance)" if squared
             else kind}
 
