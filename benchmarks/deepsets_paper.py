@@ -342,8 +342,7 @@ def plot(result: dict, out: Path) -> list[str]:
             emb = np.asarray(row["embeddings"])
             ax.plot(*emb[:2].T, "-", color=f"C{k}", lw=0.8)
             ax.plot(*(0.5 * (emb[0] + emb[1])), marker, color=f"C{k}", mfc="none", ms=9)
-            ax.plot(*emb[2], marker, color=f"C{k}",
-                    label=f"{p}: {row['pair']}" if p == "W1" or k == 0 else None)
+            ax.plot(*emb[2], marker, color=f"C{k}", label=f"{p}: {row['pair']}")
     ax.set_title("midpoint (hollow) vs barycenter's embedding (filled)")
     ax.legend(fontsize=6)
     ax = axes[2]
@@ -458,7 +457,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clouds-per-family", type=int, default=100)
     parser.add_argument("--points", type=int, default=500)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--solver", choices=("sorting", "sinkhorn"), default="sorting")
@@ -469,11 +468,14 @@ def parse_args(argv=None):
     parser.add_argument("--circle-clouds", type=int, default=300)
     parser.add_argument("--circle-points", type=int, default=200)
     parser.add_argument("--circle-steps", type=int, default=600)
-    parser.add_argument("--sample-sizes", type=int, nargs="*", default=[30, 100, 500])
+    parser.add_argument("--sample-sizes", type=int, nargs="*", default=[20, 50, 500])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--quick", action="store_true",
                         help="a tiny run for the smoke test (nothing written unless --output)")
     parser.add_argument("--output", default=None)
+    parser.add_argument("--keep-runs", default=None,
+                        help="train the runs in this directory and keep them (default: a "
+                             "temporary one)")
     args = parser.parse_args(argv)
     if args.quick:
         args.clouds_per_family, args.points, args.steps, args.pairs = 8, 60, 30, 40
@@ -493,7 +495,8 @@ def main(argv=None) -> int:
     train = one_d_clouds(args.clouds_per_family, args.points, seed=0)
     test = one_d_clouds(args.clouds_per_family // 2, args.points, seed=1)
     kinds = {}
-    scratch = Path(tempfile.mkdtemp(prefix="deepsets_paper_"))
+    scratch = Path(args.keep_runs) if args.keep_runs else \
+        Path(tempfile.mkdtemp(prefix="deepsets_paper_"))
     total = 2 + 1 + max(len(args.sample_sizes) * args.seeds - 1, 0)
     bar = tqdm(total=total, desc="deepsets models", dynamic_ncols=True)
     import time
@@ -511,7 +514,8 @@ def main(argv=None) -> int:
             "scaling": scaling(model, test, (0.25, 0.5, 0.75, 1.5, 2.0, 3.0), args.pairs, rng),
             "coordinates": coordinates(model, test),
             "continuity": continuity(model, p, args.points, (1, 3, 10, 30, 100, 1000), rng),
-            "barycenters": barycenters(model, args.points, rng, min(64, args.points)),
+            # As many barycenter points as the clouds have: sum pooling sees the set size.
+            "barycenters": barycenters(model, args.points, rng, args.points),
             "test_embeddings": model.encode(_as_list(test)).tolist(),
             "test_labels": np.asarray(test.labels).tolist(),
         }
