@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -411,3 +413,36 @@ def test_script_reports_bad_configs_and_writes_results(tmp_path, capsys):
     assert summary["kind"] == "eot" and summary["config"]["train"]["steps"] == 200
     assert summary["closed_form_relative_error"] < 0.1
     assert (out / "plan.png").stat().st_size > 10_000
+
+
+def test_paper_benchmark_quick_run_reports_every_claim(tmp_path, mnist_dir):
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "negw"
+    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "neural_egw_paper.py"),
+                           "--quick", "--mnist-dir", str(mnist_dir), "--output", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "negw.json").read_text())
+    assert {"sweep", "plan", "mnist", "rate", "scale"} <= set(result)
+    rows = result["sweep"]["rows"]
+    assert {r["problem"] for r in rows} == {"egw_uniform", "eigw_gaussian", "eot_gaussian"}
+    assert np.isfinite([r["relative_error"] for r in rows]).all()
+    # The cube's reference is a converged ott-jax EGW value, a positive number.
+    assert all(ref["value"] > 0 and any(s["converged"] for s in ref["solves"])
+               for ref in result["sweep"]["references"])
+    plan = result["plan"]
+    assert 0 <= plan["total_variation"] <= 1 and np.isfinite(plan["cross_moment"])
+    mnist = result["mnist"]
+    matrix = np.asarray(mnist["matrix"])
+    assert matrix.shape == (2, 2) and np.isfinite(matrix).all() and np.allclose(matrix, matrix.T)
+    assert np.isfinite([r["value"] for r in mnist["invariance"]]).all()
+    assert {r["transform"] for r in mnist["invariance"]} >= {"none", "U0, V0"}
+    rate = result["rate"]
+    assert np.isfinite([rate["slope_k"], rate["slope_n"]]).all()
+    for part in ("eot", "egw"):
+        methods = {r["method"] for r in result["scale"][part]["rows"] if "cost" in r}
+        assert len(methods) >= 2  # the neural estimator and at least one ott-jax solver ran
+    for figure in result["figures"]:
+        assert (tmp_path / figure).stat().st_size > 5_000
+    text = (tmp_path / "negw.md").read_text()
+    assert "## The claims" in text and "## What was scaled down" in text

@@ -18,7 +18,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ott.geometry import costs, pointcloud
+from ott.geometry import costs, geometry, pointcloud
+from ott.problems.linear import linear_problem
 from ott.problems.quadratic import quadratic_problem
 from ott.solvers import linear
 from ott.solvers.linear import sinkhorn
@@ -90,14 +91,19 @@ def sinkhorn_eot(x, y, epsilon: float, cost_fn: costs.CostFn | None = None, *,
                             bool(converged))
 
 
-def _relation(points: np.ndarray, kind: str) -> np.ndarray:
-    """The intra-space matrix of ``kind``: squared distances (egw) or inner products (eigw)."""
+def _relation_factors(points: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(U, V)`` with ``U @ V.T`` the intra-space matrix of ``kind`` (squared distances for
+    egw, of the centred points, or inner products for eigw), ``points: [n, d]`` -> two
+    ``[n, r]`` factors, ``r = d + 2`` or ``d``: the GW objective then costs ``O(n m r)``, not
+    ``O(n m (n + m))``, and no ``n x n`` matrix is formed."""
     points = np.asarray(points, np.float64)
     if kind == "egw":
-        sq = np.sum(points**2, axis=1)
-        return sq[:, None] + sq[None, :] - 2.0 * points @ points.T
+        points = points - points.mean(axis=0)  # distances are translation invariant
+        sq = np.sum(points**2, axis=1, keepdims=True)
+        ones = np.ones_like(sq)
+        return np.hstack([sq, ones, -2.0 * points]), np.hstack([ones, sq, points])
     if kind == "eigw":
-        return points @ points.T
+        return points, points
     raise ValueError(f"Unknown GW kind {kind!r}; choose 'egw' or 'eigw'.")
 
 
@@ -106,17 +112,30 @@ def gw_objective(matrix: np.ndarray, x, y, epsilon: float, kind: str = "egw") ->
     uniform ``x: [n, dx]`` and ``y: [m, dy]``; ``C`` are squared distances (egw) or inner
     products (eigw)."""
     p = np.asarray(matrix, np.float64)
-    c1, c2 = _relation(x, kind), _relation(y, kind)
+    (u1, v1), (u2, v2) = _relation_factors(x, kind), _relation_factors(y, kind)
     a, b = p.sum(axis=1), p.sum(axis=0)
-    gw = a @ (c1**2) @ a + b @ (c2**2) @ b - 2.0 * np.sum((c1 @ p @ c2) * p)
+
+    def squared_term(u, v, w):  # w^T (C o C) w for C = U V^T
+        return np.sum((u.T @ (w[:, None] * u)) * (v.T @ (w[:, None] * v)))
+
+    cross = np.sum((v1.T @ p @ u2) * (u1.T @ p @ v2))  # sum_ij (C1 P C2)_ij P_ij
+    gw = squared_term(u1, v1, a) + squared_term(u2, v2, b) - 2.0 * cross
     return float(gw + epsilon * _kl_to_product(p))
 
 
 def entropic_gw(x, y, epsilon: float, kind: str = "egw", *, threshold: float = 1e-6,
-                max_iterations: int = 200) -> DiscreteSolution:
+                max_iterations: int = 200, init_matrix: np.ndarray | None = None
+                ) -> DiscreteSolution:
     """Entropic GW between the empirical measures of ``x: [n, dx]`` and ``y: [m, dy]`` by
     ott-jax (a local solver: it returns a stationary coupling, the global one when the
-    problem is well regularised)."""
+    problem is well regularised).
+
+    ``init_matrix``: ``A: [dx, dy]`` to start from, i.e. the first linearisation is the cost
+    ``c_A`` of :func:`wormhole.neural_ot.gw.gw_pair_cost` (on centred points for egw), which
+    is the GW linearisation at any coupling with cross moment ``2 A`` up to terms in ``i`` or
+    ``j`` alone; ``None`` starts from ott-jax's default (the product coupling). GW has local
+    minima, so a reference can be taken as the best of several starts.
+    """
     if kind not in ("egw", "eigw"):
         raise ValueError(f"Unknown GW kind {kind!r}; choose 'egw' or 'eigw'.")
     cost_fn = costs.SqEuclidean() if kind == "egw" else costs.NegDotProduct()
@@ -127,13 +146,27 @@ def entropic_gw(x, y, epsilon: float, kind: str = "egw", *, threshold: float = 1
                           implicit_diff=None),
         epsilon=epsilon / 2.0, threshold=threshold, max_iterations=max_iterations)
 
-    @jax.jit
-    def solve(x, y):
-        # NegDotProduct gives -<x, x'>: the sign cancels in (C1 - C2)^2.
-        return solver(quadratic_problem.QuadraticProblem(
-            pointcloud.PointCloud(x, cost_fn=cost_fn), pointcloud.PointCloud(y, cost_fn=cost_fn)))
+    def first_linearisation(x, y, matrix):
+        from wormhole.neural_ot.gw import gw_pair_cost
 
-    out = solve(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
-    matrix = np.asarray(out.matrix, np.float64)
-    return DiscreteSolution(gw_objective(matrix, x, y, epsilon, kind), matrix,
+        if kind == "egw":
+            x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+        # ott-jax's linearised cost is half of c_A (see the module docstring on eps / 2).
+        geom = geometry.Geometry(cost_matrix=0.5 * gw_pair_cost(kind, matrix, x, y),
+                                 epsilon=epsilon / 2.0)
+        n, m = x.shape[0], y.shape[0]
+        return linear_problem.LinearProblem(geom, jnp.full(n, 1.0 / n), jnp.full(m, 1.0 / m))
+
+    @jax.jit
+    def solve(x, y, matrix):
+        # NegDotProduct gives -<x, x'>: the sign cancels in (C1 - C2)^2.
+        problem = quadratic_problem.QuadraticProblem(
+            pointcloud.PointCloud(x, cost_fn=cost_fn), pointcloud.PointCloud(y, cost_fn=cost_fn))
+        init = None if matrix is None else first_linearisation(x, y, matrix)
+        return solver(problem, init=init)
+
+    matrix = None if init_matrix is None else jnp.asarray(init_matrix, jnp.float32)
+    out = solve(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), matrix)
+    coupling = np.asarray(out.matrix, np.float64)
+    return DiscreteSolution(gw_objective(coupling, x, y, epsilon, kind), coupling,
                             bool(out.converged))
