@@ -168,11 +168,16 @@ def unseen_measures(model, test, p: int, points: int, rng) -> dict:
     return out
 
 
+def _embedded_pairs(model, clouds, num_pairs: int, rng):
+    """The clouds as arrays, ``num_pairs`` random pairs ``(i, j)`` and their embeddings."""
+    samples = _as_list(clouds)
+    i, j = _pairs(len(samples), num_pairs, rng)
+    return samples, i, j, model.encode(samples)
+
+
 def translation_1d(model, test, shifts, num_pairs: int, rng) -> dict:
     """Claim 3 (1-D): parallelogram defects and distance changes under a common shift."""
-    samples = _as_list(test)
-    i, j = _pairs(len(samples), num_pairs, rng)
-    base = model.encode(samples)
+    samples, i, j, base = _embedded_pairs(model, test, num_pairs, rng)
     rows = []
     for t in shifts:
         moved = model.encode([s + t for s in samples])
@@ -209,9 +214,7 @@ def circle_2d(model, radius: float, points: int, steps: int, rng) -> dict:
 
 def scaling(model, test, factors, num_pairs: int, rng) -> dict:
     """Claim 4: |H(aX) - H(aY)| against |a| |H(X) - H(Y)|."""
-    samples = _as_list(test)
-    i, j = _pairs(len(samples), num_pairs, rng)
-    base = model.encode(samples)
+    samples, i, j, base = _embedded_pairs(model, test, num_pairs, rng)
     rows = []
     for a in factors:
         scaled = model.encode([s * a for s in samples])
