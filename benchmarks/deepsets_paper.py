@@ -138,7 +138,7 @@ def fidelity(model, train, test, p: int, num_pairs: int, rng) -> dict:
         emb = model.encode(samples)
         i, j = _pairs(len(samples), num_pairs, rng)
         predicted = _norm(emb[i], emb[j])
-        truth = np.array([exact_w(samples[a], samples[b], p) for a, b in zip(i, j)])
+        truth = np.array([exact_w(samples[a], samples[b], p) for a, b in zip(i, j, strict=True)])
         out[name] = {"pearson": _pearson(predicted, truth), "predicted": predicted.tolist(),
                      "exact": truth.tolist()}
     return out
@@ -156,12 +156,12 @@ def unseen_measures(model, test, p: int, points: int, rng) -> dict:
         emb = model.encode(clouds)
         i, j = np.triu_indices(len(clouds), 1)
         within = (_norm(emb[i], emb[j]),
-                  [exact_w(clouds[a], clouds[b], p) for a, b in zip(i, j)])
+                  [exact_w(clouds[a], clouds[b], p) for a, b in zip(i, j, strict=True)])
         other = model.encode(samples)
         a, b = np.meshgrid(np.arange(len(clouds)), np.arange(len(samples)), indexing="ij")
         a, b = a.ravel(), b.ravel()
         cross = (_norm(emb[a], other[b]),
-                 [exact_w(clouds[x], samples[y], p) for x, y in zip(a, b)])
+                 [exact_w(clouds[x], samples[y], p) for x, y in zip(a, b, strict=True)])
         out[name] = {"within_pearson": _pearson(*within), "vs_test_pearson": _pearson(*cross),
                      "count": len(clouds), "embeddings": emb.tolist(),
                      "names": list(group)}
