@@ -213,3 +213,25 @@ def test_search_benchmark_runs_end_to_end_on_a_small_run(run, tmp_path):
     assert rows[("exact", 12)]["recall_at_10"] >= rows[("embedding", 0)]["recall_at_10"]
     assert result["encode"]["clouds_per_s"] > 0 and result["scale"][0]["size"] == 500
     assert "Recall@10" in out.with_suffix(".md").read_text()
+
+
+def test_sketch_candidates_find_exact_neighbours_a_barely_trained_embedding_misses(run,
+                                                                                   tmp_path):
+    model, collection, queries = run
+    truth = np.array([np.argsort(_exact_w2(model, queries.cloud(q), collection))[:5]
+                      for q in range(len(queries))])
+
+    def recall(backend):
+        found = model.index(collection, backend=backend).search(queries, k=5, rerank=10,
+                                                                 exact=True)
+        return np.mean([len(set(t) & set(f)) / 5
+                        for t, f in zip(truth, found.indices, strict=True)])
+
+    sketch, embedding = recall("sketch"), recall("brute")
+    assert sketch >= 0.9 and sketch >= embedding
+    index = model.index(collection, backend="sketch")
+    index.save(tmp_path / "idx")
+    again = load_index(tmp_path / "idx")
+    assert again.backend_name == "sketch"
+    np.testing.assert_array_equal(again.search(queries, k=3, rerank=0).indices,
+                                  index.search(queries, k=3, rerank=0).indices)

@@ -196,7 +196,8 @@ class Wormhole:
     def index(self, clouds, weights=None, labels=None, backend: str = "brute",
               batch_size: int | None = None):
         """A :class:`~wormhole.search.CloudIndex` of ``clouds`` for OT nearest-neighbour
-        search: embedding candidates (``backend`` ``brute`` or ``hnsw``), re-ranked by OT.
+        search: embedding candidates (``backend`` ``brute`` or ``hnsw``), or candidates by
+        sliced quantile sketches of the clouds (``sketch``), re-ranked by OT.
         """
         from wormhole.search import CloudIndex
 

@@ -22,7 +22,8 @@ import numpy as np
 from wormhole.data import PointClouds
 from wormhole.data.inputs import as_point_clouds
 from wormhole.data.loaders.files import load_files, save_clouds_npz
-from wormhole.ot import OTSpec
+from wormhole.data.neighbour_batches import cloud_sketches
+from wormhole.ot import OTSpec, get_kind
 from wormhole.search.candidates import make_backend
 from wormhole.search.rerank import EngineReranker, exact_distances, exact_kind
 
@@ -31,6 +32,9 @@ __all__ = ["CloudIndex", "SearchResult", "load_index"]
 INDEX_FORMAT = 1
 _META = "index.json"
 _CHECKED_CLOUDS = 8  # clouds re-embedded on load to check the index matches the model
+# 64 directions x 32 levels: on 500 held-out MNIST clouds 75% of the exact-W2 10 nearest are
+# among the sketch's 10 nearest (32 directions: 71%; a trained mnist.yaml embedding: 62-68%).
+SKETCH_DIRECTIONS = 64
 
 
 class SearchResult(NamedTuple):
@@ -70,7 +74,9 @@ class CloudIndex:
         self.model, self.clouds = model, clouds
         self.embeddings = np.asarray(embeddings, np.float32)
         self.backend_name = backend
-        self._backend = make_backend(backend, self.embeddings)
+        rows = self._sketches(model.normalization.apply_to(clouds)) if backend == "sketch" \
+            else self.embeddings
+        self._backend = make_backend(backend, rows)
         spec = OTSpec.from_config(model.config.ot, model.cost_scale)
         self._engine = EngineReranker(spec, clouds, model.normalization, self_values)
 
@@ -104,7 +110,8 @@ class CloudIndex:
           weights: per-point weights of the queries (default uniform).
           k: neighbours per query.
           rerank: embedding candidates re-ranked by OT (at least ``k``, capped at the
-            collection size); ``0`` returns the embedding's neighbours and distances.
+            collection size); ``0`` returns the embedding's neighbours and distances (with
+            the ``sketch`` backend: the sketch's ``k`` nearest, ordered by embedding).
           exact: re-rank by the exact unregularised cost of the run's kind family (W2^2
             for W2/S2 runs, W1 for W1/S1) with POT instead of the run's own entropic kind.
           units: ``target`` (as :meth:`Wormhole.distance`) or ``original`` (the user's
@@ -116,7 +123,8 @@ class CloudIndex:
         prepared = self.model.prepare(query_set)
         query_emb = self.model.encode(query_set, batch_size=batch_size)
         width = min(rerank, len(self)) if rerank else k
-        candidates = self._backend.search(query_emb, width)
+        rows = self._sketches(prepared) if self.backend_name == "sketch" else query_emb
+        candidates = self._backend.search(rows, width)
         if rerank:
             values, measure = self._rerank(prepared, candidates, exact)
         else:
@@ -129,6 +137,11 @@ class CloudIndex:
             distances = self.model.to_original_units(distances)
         labels = None if self.clouds.labels is None else self.clouds.labels[indices]
         return SearchResult(indices, distances, measure, units, labels)
+
+    def _sketches(self, prepared: PointClouds) -> np.ndarray:
+        """Sliced quantile sketches of normalised clouds (radial ones for GW kinds)."""
+        return cloud_sketches(prepared, quadratic=get_kind(self.model.kind).quadratic,
+                              directions=SKETCH_DIRECTIONS)
 
     def _check(self, k: int, rerank: int, units: str) -> None:
         if not isinstance(k, int | np.integer) or k < 1:
