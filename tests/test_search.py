@@ -235,3 +235,21 @@ def test_sketch_candidates_find_exact_neighbours_a_barely_trained_embedding_miss
     assert again.backend_name == "sketch"
     np.testing.assert_array_equal(again.search(queries, k=3, rerank=0).indices,
                                   index.search(queries, k=3, rerank=0).indices)
+
+
+def test_sketch_candidates_benchmark_reports_recall_by_ranking(run, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.sketch_candidates import main, recall_at
+
+    exact = np.array([[0, 1, 2, 3], [1, 0, 1, 2], [2, 1, 0, 1], [3, 2, 1, 0]], float)
+    assert recall_at(exact, exact, 1, [1])[1] == 1.0
+    assert recall_at(-exact, exact, 1, [1, 3])[1] == 0.0
+    model, _, _ = run
+    assert main(["--checkpoint", str(model.workdir), "--clouds", "12", "--k", "3",
+                 "--pools", "3", "11", "--output", str(tmp_path / "sc")]) == 0
+    result = json.loads((tmp_path / "sc.json").read_text())
+    assert result["clouds"] == 12 and result["exact_kind"] == "W2"
+    for shares in result["recall"].values():
+        assert 0.0 <= shares["3"] <= 1.0 and shares["11"] == 1.0  # 11 = every other cloud
