@@ -6,7 +6,7 @@
 On ``--clouds`` held-out clouds of a run, with their full exact OT matrix (W2^2 for W2/S2
 runs, W1 for W1/S1; POT), the share of each cloud's exact ``k`` nearest neighbours found among
 its ``m`` nearest by (a) the run's embedding and (b) sliced quantile sketches of the clouds
-(:mod:`wormhole.data.neighbour_batches`, the ``sketch`` search backend) at 32 and 64
+(:mod:`wormhole.data.sketches`, the ``sketch`` search backend) at 32 and 64
 directions. That share at ``m`` = the search's ``rerank`` is the recall an exact re-rank of
 those candidates can reach.
 
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     run = Run.start(__file__, argv)
     import wormhole
-    from wormhole.data.neighbour_batches import cloud_sketches
+    from wormhole.data.sketches import cloud_sketches
     from wormhole.evaluate import run_split
     from wormhole.evaluate.ground_truth import pairwise_ground_truth
     from wormhole.ot import get_kind

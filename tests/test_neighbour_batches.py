@@ -8,12 +8,8 @@ import ot as pot
 import pytest
 
 from wormhole.data import PointClouds
-from wormhole.data.neighbour_batches import (
-    cloud_sketches,
-    mined_batch,
-    neighbour_table,
-    weighted_quantiles,
-)
+from wormhole.data.neighbour_batches import mined_batch, neighbour_table
+from wormhole.data.sketches import cloud_sketches, weighted_quantiles
 from wormhole.data.transforms import random_rotations, rotate_clouds
 
 

@@ -41,8 +41,9 @@ from wormhole.config import (
     save_config,
 )
 from wormhole.data import Dataset, PointClouds, load_dataset, random_rotations, rotate_clouds
-from wormhole.data.neighbour_batches import cloud_sketches, mined_batch, neighbour_table
+from wormhole.data.neighbour_batches import mined_batch, neighbour_table
 from wormhole.data.padding import bucket_length
+from wormhole.data.sketches import cloud_sketches
 from wormhole.held_out import HeldOutPairs
 from wormhole.losses import LOSS_TERMS, StepArrays, pearson
 from wormhole.metrics_log import (

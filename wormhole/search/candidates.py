@@ -3,7 +3,7 @@
 ``brute`` and ``hnsw`` rank collection rows by Euclidean distance between embeddings, which
 orders neighbours as both of the model's embedding distances do (``mse`` is its square over
 the dimension). ``sketch`` is brute force over sliced quantile sketches of the clouds instead
-(:mod:`wormhole.data.neighbour_batches`; the index computes them): no model involved, and on
+(:mod:`wormhole.data.sketches`; the index computes them): no model involved, and on
 held-out MNIST clouds a better ranking of exact-W2 neighbours than a trained embedding. All
 return candidate *indices*; the caller computes the distances it reports.
 """

@@ -22,7 +22,7 @@ import numpy as np
 from wormhole.data import PointClouds
 from wormhole.data.inputs import as_point_clouds
 from wormhole.data.loaders.files import load_files, save_clouds_npz
-from wormhole.data.neighbour_batches import cloud_sketches
+from wormhole.data.sketches import cloud_sketches
 from wormhole.ot import OTSpec, get_kind
 from wormhole.search.candidates import make_backend
 from wormhole.search.rerank import EngineReranker, exact_distances, exact_kind
