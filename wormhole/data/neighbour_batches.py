@@ -36,19 +36,16 @@ def mined_batch(rng: np.random.Generator, table: np.ndarray, batch_size: int,
     """
     count = len(table)
     groups = int(round(batch_size * fraction / group))
-    chosen: list[int] = []
-    seen: set[int] = set()
+    chosen: dict[int, None] = {}  # insertion-ordered set
+
+    def add(members) -> None:
+        for member in map(int, members):
+            if len(chosen) < batch_size:
+                chosen.setdefault(member)
+
     for anchor in rng.choice(count, groups, replace=False):
-        members = [int(anchor)] + [int(i) for i in rng.choice(
-            table[anchor], min(group - 1, table.shape[1]), replace=False)]
-        for member in members:
-            if member not in seen and len(chosen) < batch_size:
-                seen.add(member)
-                chosen.append(member)
+        add([anchor])
+        add(rng.choice(table[anchor], min(group - 1, table.shape[1]), replace=False))
     while len(chosen) < batch_size:
-        extra = rng.choice(count, batch_size - len(chosen), replace=False)
-        for member in map(int, extra):
-            if member not in seen and len(chosen) < batch_size:
-                seen.add(member)
-                chosen.append(member)
-    return np.sort(np.asarray(chosen, np.int64))
+        add(rng.choice(count, batch_size - len(chosen), replace=False))
+    return np.sort(np.fromiter(chosen, np.int64))
