@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -424,12 +423,8 @@ def _run_egw_worker(method: str, n: int, dim: int, eps: float, args) -> dict:
            "--steps", str(args.steps), "--batch-size", str(args.batch_size),
            "--width", str(args.width), "--eval-size", str(args.eval_size),
            "--reference-size", str(args.reference_size)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-3:]
-        return {"method": method, "n": n, "dim": dim, "epsilon": eps,
-                "failed": f"exit {done.returncode}: {' | '.join(tail)}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return eot_scale.worker_result(cmd, {"method": method, "n": n, "dim": dim,
+                                         "epsilon": eps})
 
 
 def _budgets(args):

@@ -137,11 +137,16 @@ def run_worker(method: str, n: int, dim: int, epsilon: float, args) -> dict:
            "--online-batch", str(args.online_batch)]
     if args.reference_batch_size is not None:
         cmd += ["--reference-batch-size", str(args.reference_batch_size)]
+    return worker_result(cmd, {"method": method, "n": n, "dim": dim, "epsilon": epsilon})
+
+
+def worker_result(cmd: list[str], identity: dict) -> dict:
+    """Run a worker process whose last stdout line is its JSON result; a worker that fails
+    gives ``identity`` with ``failed`` (its exit status and the tail of its stderr)."""
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-3:]
-        return {"method": method, "n": n, "dim": dim, "epsilon": epsilon,
-                "failed": f"exit {done.returncode}: {' | '.join(tail)}"}
+        return {**identity, "failed": f"exit {done.returncode}: {' | '.join(tail)}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
