@@ -7,7 +7,9 @@
 The embedding ranks the whole collection at the cost of one matrix product per block; the
 ``rerank`` nearest candidates are then ranked again by real OT, the run's own kind through
 the batched ott-jax engine, or (``exact=True``) the exact unregularised cost by POT. With
-``rerank`` at least the collection size this is brute-force OT search.
+``rerank`` at least the collection size this is brute-force OT search. ``certified=True``
+returns the exact W2^2 nearest with a proof instead: exact solves in the order of provable
+lower bounds (:mod:`.bounds`, :mod:`.certified`) until no unsolved cloud can be nearer.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from wormhole.data.inputs import as_point_clouds
 from wormhole.data.loaders.files import load_files, save_clouds_npz
 from wormhole.data.sketches import cloud_sketches
 from wormhole.ot import OTSpec, get_kind
+from wormhole.ot.costs import lookup_cost
+from wormhole.search.bounds import frame_sketches, lower_bounds, random_frames
 from wormhole.search.candidates import make_backend
+from wormhole.search.certified import certified_nearest
 from wormhole.search.rerank import EngineReranker, exact_distances, exact_kind
 
 __all__ = ["CloudIndex", "SearchResult", "load_index"]
@@ -47,6 +52,7 @@ class SearchResult(NamedTuple):
         (e.g. ``S2``, the OT engine), or ``exact W2`` (POT).
       units: ``target`` (the units of :meth:`Wormhole.distance`) or ``original``.
       labels: ``[Q, k]`` labels of the neighbours when the collection has labels.
+      solved: ``[Q]`` exact OT solves per query, for a certified search.
     """
 
     indices: np.ndarray
@@ -54,6 +60,7 @@ class SearchResult(NamedTuple):
     measure: str
     units: str = "target"
     labels: np.ndarray | None = None
+    solved: np.ndarray | None = None
 
 
 class CloudIndex:
@@ -79,6 +86,7 @@ class CloudIndex:
         self._backend = make_backend(backend, rows)
         spec = OTSpec.from_config(model.config.ot, model.cost_scale)
         self._engine = EngineReranker(spec, clouds, model.normalization, self_values)
+        self._bound_sketches = None  # frame sketches of the collection, made when first used
 
     @classmethod
     def build(cls, model, clouds, weights=None, labels=None, backend: str = "brute",
@@ -101,7 +109,7 @@ class CloudIndex:
 
     def search(self, queries, weights=None, k: int = 10, rerank: int = 100,
                exact: bool = False, units: str = "target",
-               batch_size: int | None = None) -> SearchResult:
+               batch_size: int | None = None, certified: bool = False) -> SearchResult:
         """The ``k`` nearest clouds of each query.
 
         Args:
@@ -117,10 +125,17 @@ class CloudIndex:
           units: ``target`` (as :meth:`Wormhole.distance`) or ``original`` (the user's
             coordinate units, see :meth:`Wormhole.to_original_units`).
           batch_size: queries per encoder call (default: see :meth:`Wormhole.encode`).
+          certified: return the exact W2^2 ``k`` nearest, proven: exact solves (POT) in the
+            order of a lower bound of W2^2 until the next bound reaches the ``k``-th value
+            found (``rerank`` and ``exact`` are then not used; ``solved`` in the result
+            counts the solves). For runs whose kind is W2 or S2 with the squared
+            Euclidean cost.
         """
         query_set = as_point_clouds(queries, weights, what="query")
         self._check(k, rerank, units)
         prepared = self.model.prepare(query_set)
+        if certified:
+            return self._certified(prepared, k, units)
         query_emb = self.model.encode(query_set, batch_size=batch_size)
         width = min(rerank, len(self)) if rerank else k
         rows = self._sketches(prepared) if self.backend_name == "sketch" else query_emb
@@ -142,6 +157,44 @@ class CloudIndex:
         """Sliced quantile sketches of normalised clouds (radial ones for GW kinds)."""
         return cloud_sketches(prepared, quadratic=get_kind(self.model.kind).quadratic,
                               directions=SKETCH_DIRECTIONS)
+
+    def _certified(self, prepared: PointClouds, k: int, units: str) -> SearchResult:
+        self._check_certifiable()
+        if self._bound_sketches is None:
+            self._bound_sketches = frame_sketches(
+                self.model.normalization.apply_to(self.clouds), self._frames())
+        bounds = lower_bounds(frame_sketches(prepared, self._frames()),
+                              self._bound_sketches) / self.model.cost_scale
+        config = self.model.config
+        indices = np.empty((len(prepared), k), np.int64)
+        distances = np.empty((len(prepared), k), np.float64)
+        solved = np.empty(len(prepared), np.int64)
+        for q in range(len(prepared)):
+            query = prepared.subset(np.array([q]))
+
+            def solve(found, query=query):
+                others = self.model.normalization.apply_to(self.clouds.subset(found))
+                return exact_distances(query, others, len(found), self.model.kind,
+                                       config.ot.cost, self.model.cost_scale)[0]
+
+            indices[q], distances[q], solved[q] = certified_nearest(bounds[q], solve, k)
+        if units == "original":
+            distances = self.model.to_original_units(distances)
+        labels = None if self.clouds.labels is None else self.clouds.labels[indices]
+        return SearchResult(indices, distances, "exact W2 (certified)", units, labels, solved)
+
+    def _frames(self) -> np.ndarray:
+        return random_frames(self.clouds.dim)
+
+    def _check_certifiable(self) -> None:
+        kind = self.model.kind
+        cost = self.model.config.ot.cost or get_kind(kind).default_cost
+        entry = lookup_cost(cost) if isinstance(cost, str) else None
+        if get_kind(kind).exact != "W2" or entry is None or entry.name != "sqeuclidean":
+            raise ValueError(f"certified=True proves exact W2^2 neighbours, which needs a W2 or "
+                             f"S2 run with the squared Euclidean cost; this run is {kind} with "
+                             f"cost {cost!r}. Use rerank with exact=True (or the run's own "
+                             f"kind) instead.")
 
     def _check(self, k: int, rerank: int, units: str) -> None:
         if not isinstance(k, int | np.integer) or k < 1:

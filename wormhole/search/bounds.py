@@ -1,0 +1,92 @@
+"""Provable lower bounds of W2^2 between clouds: what certified exact search prunes with.
+
+Two inequalities give a bound that costs one small vector per cloud:
+
+1. *Orthonormal projections.* For orthonormal ``u_1..u_r`` and any coupling,
+   ``|x - y|^2 >= sum_j (u_j . (x - y))^2``, so
+   ``W2^2(mu, nu) >= sum_j W2^2(u_j # mu, u_j # nu)``, each term a 1-D problem
+   ``int_0^1 (F_j^-1 - G_j^-1)^2`` between projected quantile functions (the projection
+   argument behind sliced and max-sliced Wasserstein distances; Deshpande et al., 2019).
+2. *Jensen on equal-mass bins.* Over a bin of width ``1/L``,
+   ``int (f - g)^2 >= L (int f - int g)^2``: the bin means of the two quantile functions
+   bound the 1-D cost from below.
+
+So with each cloud's *frame sketch* (bin means of its projected quantile functions for
+``frames`` random orthonormal frames of ``r = min(d, 8)`` directions,
+:func:`frame_sketches`), ``max_f |s_f(mu) - s_f(nu)|^2 / L`` is a lower bound of
+``W2^2(mu, nu)`` (:func:`lower_bounds`). On 2,000 MNIST clouds with 8 frames and 32 levels
+it is 0.71 of W2^2 at the median pair and 0.57 at the 10 nearest neighbours.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wormhole.data.clouds import PointClouds
+from wormhole.data.sketches import quantile_bin_means
+
+__all__ = ["FRAMES", "LEVELS", "frame_sketches", "lower_bounds", "random_frames"]
+
+FRAMES = 8  # random frames: more tighten the bound slowly (32 frames x 64 levels: +6%)
+LEVELS = 32  # equal-mass bins per projected quantile function
+_FRAME_WIDTH = 8  # directions per frame in high dimension (all d directions when d <= 8)
+_POINT_BUDGET = 1 << 21  # projected values held at once while sketching
+_ROW_BLOCK = 1 << 14  # collection rows per compiled bound call
+
+
+def random_frames(dim: int, frames: int = FRAMES, seed: int = 0) -> np.ndarray:
+    """``[frames, dim, r]`` random orthonormal frames (Haar, by QR), ``r = min(dim, 8)``."""
+    rng = np.random.default_rng(seed)
+    width = min(dim, _FRAME_WIDTH)
+    out = np.empty((frames, dim, width))
+    for f in range(frames):
+        q, r = np.linalg.qr(rng.standard_normal((dim, width)))
+        out[f] = q * np.sign(np.diag(r))  # sign fix: Haar-distributed frames
+    return out
+
+
+def frame_sketches(clouds: PointClouds, frames: np.ndarray, levels: int = LEVELS) -> np.ndarray:
+    """``[N, F, r * levels]`` float32 bin means of the clouds' quantile functions along each
+    frame's directions (``frames`` from :func:`random_frames`)."""
+    count, width = frames.shape[0], frames.shape[2]
+    axes = np.moveaxis(frames, 0, 1).reshape(frames.shape[1], count * width)  # [d, F r]
+    chunk = max(1, _POINT_BUDGET // max(1, clouds.length * axes.shape[1]))
+    out = np.empty((len(clouds), count, width * levels), np.float32)
+    for start in range(0, len(clouds), chunk):
+        points = np.asarray(clouds.points[start:start + chunk], np.float64)
+        means = quantile_bin_means(points @ axes, clouds.weights[start:start + chunk], levels)
+        out[start:start + chunk] = means.reshape(len(points), count, width * levels)
+    return out
+
+
+@jax.jit
+def _block_bounds(queries: jnp.ndarray, rows: jnp.ndarray) -> jnp.ndarray:
+    # Differences, not |q|^2 - 2 q.s + |s|^2: near neighbours would lose their digits.
+    def one(query):
+        return jnp.max(jnp.sum((rows - query[None]) ** 2, axis=-1), axis=-1)
+
+    return jax.lax.map(one, queries)
+
+
+def _padded(count: int) -> int:
+    return 1 << max(0, count - 1).bit_length()
+
+
+def lower_bounds(query_sketches: np.ndarray, sketches: np.ndarray,
+                 levels: int = LEVELS) -> np.ndarray:
+    """``[Q, N]`` lower bounds of W2^2 (on the coordinates the sketches were taken in)
+    between each query and each sketched cloud."""
+    queries = np.asarray(query_sketches, np.float32)
+    rows_padded = _padded(len(queries))
+    queries = np.concatenate([queries, np.repeat(queries[-1:], rows_padded - len(queries), 0)])
+    out = np.empty((len(query_sketches), len(sketches)), np.float64)
+    for start in range(0, len(sketches), _ROW_BLOCK):
+        block = sketches[start:start + _ROW_BLOCK]
+        size = len(block)
+        if size < _ROW_BLOCK and len(sketches) > _ROW_BLOCK:
+            block = np.concatenate([block, np.repeat(block[-1:], _ROW_BLOCK - size, 0)])
+        values = np.asarray(_block_bounds(jnp.asarray(queries), jnp.asarray(block)))
+        out[:, start:start + size] = values[:len(query_sketches), :size]
+    return out / levels
