@@ -9,7 +9,8 @@
 The collection (``--index``: an .npz file, a directory of .npy clouds, or an index saved by
 ``--save-index``; or ``--index-split`` of the run's own data) is embedded once; each query's
 ``--rerank`` nearest embeddings are re-ranked by the run's OT kind (``--exact``: exact
-unregularised OT by POT) and the ``--k`` nearest are written to a JSON file with their
+unregularised OT by POT; ``--certified``: the proven exact W2^2 nearest, solving exact OT in
+the order of a lower bound until none can win) and the ``--k`` nearest are written to a JSON file with their
 distances (target units unless ``--units original``) and labels.
 """
 
@@ -72,6 +73,8 @@ def main(argv=None) -> int:
                         help="embedding candidates re-ranked by OT (0: embedding only)")
     parser.add_argument("--exact", action="store_true",
                         help="re-rank by exact unregularised OT (POT) instead of the run's kind")
+    parser.add_argument("--certified", action="store_true",
+                        help="the proven exact W2^2 k nearest (W2/S2 runs; --rerank unused)")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="candidate search (default brute; hnsw needs faiss)")
     parser.add_argument("--units", choices=("target", "original"), default="target")
@@ -94,7 +97,7 @@ def main(argv=None) -> int:
             query_set = query_set.subset(slice(0, args.max_queries))
         start = time.perf_counter()
         found = index.search(query_set, k=args.k, rerank=args.rerank, exact=args.exact,
-                             units=args.units)
+                             units=args.units, certified=args.certified)
         search_s = time.perf_counter() - start
         if args.save_index:
             index.save(args.save_index)
@@ -109,6 +112,8 @@ def main(argv=None) -> int:
             row["query_label"] = np.asarray(query_set.labels[q]).item()
         if found.labels is not None:
             row["labels"] = np.asarray(found.labels[q]).tolist()
+        if found.solved is not None:
+            row["exact_solves"] = int(found.solved[q])
         rows.append(row)
     report = {"run": str(model.workdir), "step": model.step, "collection": len(index),
               "k": args.k, "rerank": args.rerank, "measure": found.measure,

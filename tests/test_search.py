@@ -253,3 +253,120 @@ def test_sketch_candidates_benchmark_reports_recall_by_ranking(run, tmp_path):
     assert result["clouds"] == 12 and result["exact_kind"] == "W2"
     for shares in result["recall"].values():
         assert 0.0 <= shares["3"] <= 1.0 and shares["11"] == 1.0  # 11 = every other cloud
+
+
+def _random_clouds(rng, count, dim, points=(5, 30)):
+    """Ragged weighted clouds (some padded), as a PointClouds."""
+    from wormhole.data.inputs import as_point_clouds
+
+    xs = [rng.normal(size=(int(rng.integers(*points)), dim)) for _ in range(count)]
+    ws = [rng.random(len(x)) + 0.05 for x in xs]
+    return as_point_clouds(xs, ws)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3, 10])
+def test_frame_bounds_never_exceed_exact_w2(dim):
+    from wormhole.search.bounds import frame_sketches, lower_bounds, random_frames
+
+    rng = np.random.default_rng(dim)
+    clouds = _random_clouds(rng, 24, dim)
+    frames = random_frames(dim, 6, seed=dim)
+    sketches = frame_sketches(clouds, frames)
+    bounds = lower_bounds(sketches[:6], sketches)
+    points, weights = clouds.to_list()
+    exact = np.array([[pot.emd2(weights[q] / weights[q].sum(), weights[i] / weights[i].sum(),
+                                pot.dist(points[q].astype(np.float64),
+                                         points[i].astype(np.float64)))
+                       for i in range(len(clouds))] for q in range(6)])
+    assert np.all(bounds <= exact * (1 + 1e-4) + 1e-9), np.max(bounds - exact)
+    np.testing.assert_allclose(np.diag(bounds[:, :6]), 0.0, atol=1e-9)
+    # Not a trivial bound: a good share of the exact value (these clouds are noise, so
+    # far less than on shapes; 1-D is exact up to the bins).
+    share = np.median(bounds[:, 6:] / exact[:, 6:])
+    assert share > {1: 0.9, 2: 0.4, 3: 0.3, 10: 0.15}[dim]
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_frame_bound_of_a_translated_cloud_is_the_squared_shift(dim):
+    """W2^2 between a cloud and its translate by t is |t|^2; a full frame sees all of it."""
+    from wormhole.data.inputs import as_point_clouds
+    from wormhole.search.bounds import frame_sketches, lower_bounds, random_frames
+
+    rng = np.random.default_rng(0)
+    x, shift = rng.normal(size=(17, dim)), rng.normal(size=dim)
+    w = rng.random(17)
+    clouds = as_point_clouds([x, x + shift], [w, w])
+    sketches = frame_sketches(clouds, random_frames(dim, 3))
+    np.testing.assert_allclose(lower_bounds(sketches[:1], sketches[1:])[0, 0],
+                               np.sum(shift ** 2), rtol=1e-5)
+
+
+def test_quantile_bin_means_match_interpolated_integrals():
+    from wormhole.data.sketches import quantile_bin_means
+
+    rng = np.random.default_rng(3)
+    values, weights = rng.normal(size=(9, 12, 2)), rng.random((9, 12))
+    weights[:, 9:] = 0.0  # padding
+    values[4, :6, 0] = 0.25  # ties
+    got = quantile_bin_means(values, weights, 8)
+    for c in range(9):
+        for s in range(2):
+            keep = weights[c] > 0
+            order = np.argsort(values[c, keep, s])
+            v, w = values[c, keep, s][order], weights[c, keep][order] / weights[c, keep].sum()
+            knots = np.concatenate([[0.0], np.cumsum(w)])
+            integral = np.concatenate([[0.0], np.cumsum(v * w)])
+            want = 8 * np.diff(np.interp(np.linspace(0, 1, 9), knots, integral))
+            np.testing.assert_allclose(got[c, s], want, atol=1e-12)
+
+
+def test_certified_nearest_finds_the_true_k_nearest_whatever_the_bound(monkeypatch):
+    from wormhole.search import certified
+
+    monkeypatch.setattr(certified, "_FIRST", 8)  # the sorted prefix must grow
+    rng = np.random.default_rng(0)
+    truth = rng.random(3000)
+    for looseness in (0.0, 0.5, 0.95):  # bounds from 0 (useless) to nearly exact
+        bounds = truth * rng.uniform(looseness, 1.0, size=truth.shape)
+        solved = []
+
+        def solve(index):
+            solved.extend(index.tolist())
+            return truth[index]
+
+        index, values, count = certified.certified_nearest(bounds, solve, k=7)
+        np.testing.assert_array_equal(index, np.argsort(truth)[:7])
+        np.testing.assert_allclose(values, np.sort(truth)[:7])
+        assert count == len(solved) == len(set(solved))  # each cloud solved at most once
+        kth = np.sort(truth)[6]
+        # Every cloud whose bound is below the 7th value must be solved, and few others.
+        must = np.flatnonzero(bounds * (1 - 1e-3) < kth)
+        assert set(must) <= set(solved) and len(solved) <= len(must) + 16
+        if looseness == 0.95:
+            assert len(solved) < 60
+
+
+def test_certified_search_is_brute_force_exact_search_with_fewer_solves(run):
+    model, collection, queries = run
+    index = model.index(collection)
+    found = index.search(queries, k=5, certified=True)
+    assert found.measure == "exact W2 (certified)"
+    for q in range(len(queries)):
+        truth = _exact_w2(model, queries.cloud(q), collection)
+        np.testing.assert_allclose(found.distances[q], np.sort(truth)[:5], rtol=1e-5)
+        np.testing.assert_allclose(truth[found.indices[q]], found.distances[q], rtol=1e-5)
+    assert np.all(found.solved >= 5) and found.solved.mean() < 0.7 * len(collection)
+    original = index.search(queries, k=5, certified=True, units="original")
+    np.testing.assert_allclose(original.distances, model.to_original_units(found.distances))
+
+
+def test_certified_search_refuses_costs_its_bound_does_not_hold_for(run):
+    import dataclasses
+
+    model, collection, queries = run
+    config = model.config
+    config = dataclasses.replace(config, ot=dataclasses.replace(config.ot, cost="euclidean"))
+    other = Wormhole(config, model.spec, model.params, model.normalization, model.cost_scale,
+                     model.workdir, model.step)
+    with pytest.raises(ValueError, match="certified=True proves exact W2.*euclidean"):
+        other.index(collection.subset(slice(0, 10))).search(queries, k=2, certified=True)
