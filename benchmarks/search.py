@@ -56,6 +56,13 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def _timed(fn, *args, **kwargs):
+    """``(fn(*args, **kwargs), seconds)``."""
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
 def recall_part(model, clouds: PointClouds, reranks, engine_queries: int) -> dict:
     """Recall@10 against brute-force exact OT, each cloud a query against the others."""
     data = model.prepare(clouds)
@@ -66,68 +73,103 @@ def recall_part(model, clouds: PointClouds, reranks, engine_queries: int) -> dic
     matrix_s = time.perf_counter() - start
     truth = nearest_indices(exact, K)
     index = model.index(clouds)
-    rows = []
-    for measure, exact_rerank, count in (("exact", True, len(clouds)),
-                                         (model.kind, False, engine_queries)):
-        queries = clouds.subset(np.arange(count))
-        index.search(queries, k=K + 1, rerank=0 if exact_rerank else K + 1)  # compile
-        for rerank in tqdm(reranks, desc=f"recall, {measure} re-rank"):
-            if rerank == 0 and not exact_rerank:
-                continue  # the embedding's own ranking: one row is enough
-            width = min(rerank + 1, len(clouds)) if rerank else 0
-            start = time.perf_counter()
+    sketch_index = CloudIndex(model, clouds, index.embeddings, "sketch")
+    every = clouds.subset(np.arange(len(clouds)))
+    engine = clouds.subset(np.arange(engine_queries))
+    index.search(every, k=K + 1, rerank=0)  # compile
+    index.search(engine, k=K + 1, rerank=K + 1)
+    plans = [("embedding", 0, "embedding", index, every, {})]
+    for rerank in reranks:
+        if rerank:
             # One more than k: each query is in the collection and finds itself first.
-            found = index.search(queries, k=K + 1, rerank=width, exact=exact_rerank)
-            seconds = (time.perf_counter() - start) / count
-            others = [row[row != q][:K] for q, row in enumerate(found.indices)]
-            rows.append({"rerank": rerank, "measure": "embedding" if not rerank else measure,
-                         "queries": count, "recall_at_10": recall_at_k(others, truth[:count]),
-                         "seconds_per_query": seconds})
+            width = min(rerank + 1, len(clouds))
+            plans.append(("exact", rerank, "embedding", index, every,
+                          {"rerank": width, "exact": True}))
+            plans.append(("exact", rerank, "sketch", sketch_index, every,
+                          {"rerank": width, "exact": True}))
+            plans.append((model.kind, rerank, "embedding", index, engine, {"rerank": width}))
+    plans.append(("exact (certified)", 0, "lower bounds", index, every, {"certified": True}))
+    rows = []
+    for measure, rerank, candidates, searcher, queries, options in tqdm(plans,
+                                                                        desc="recall"):
+        options = {"rerank": 0, **options}
+        found, seconds = _timed(searcher.search, queries, k=K + 1, **options)
+        others = [row[row != q][:K] for q, row in enumerate(found.indices)]
+        rows.append({"rerank": rerank, "measure": measure, "candidates": candidates,
+                     "queries": len(queries),
+                     "recall_at_10": recall_at_k(others, truth[:len(queries)]),
+                     "seconds_per_query": seconds / len(queries),
+                     "exact_solves_median": None if found.solved is None
+                     else float(np.median(found.solved))})
     return {"clouds": len(clouds), "exact_kind": kind, "exact_matrix_s": matrix_s,
             "mean_points": float(clouds.sizes.mean()), "rows": rows}
 
 
-def speed_part(model, clouds: PointClouds, num_queries: int, reranks, seed: int) -> dict:
+def speed_part(model, clouds: PointClouds, num_queries: int, engine_queries: int, reranks,
+               seed: int) -> dict:
     """Search against brute-force OT over a large collection, side by side."""
     rng = np.random.default_rng(seed)
     picked = np.zeros(len(clouds), bool)
     picked[rng.choice(len(clouds), num_queries, replace=False)] = True
     queries, collection = clouds.subset(np.flatnonzero(picked)), clouds.subset(~picked)
-    start = time.perf_counter()
-    index = model.index(collection)
-    encode_s = time.perf_counter() - start
+    index, encode_s = _timed(lambda: model.index(collection))
+    sketch_index, sketch_s = _timed(lambda: CloudIndex(model, collection, index.embeddings,
+                                                       "sketch"))
+    _, bounds_s = _timed(index.build_bounds)
     every = len(collection)
-    out = {"collection": every, "queries": num_queries, "reranks": list(reranks),
-           "index_build_s": encode_s, "rows": []}
+    out = {"collection": every, "queries": num_queries, "engine_queries": engine_queries,
+           "reranks": list(reranks), "index_build_s": encode_s, "sketch_build_s": sketch_s,
+           "bounds_build_s": bounds_s, "rows": []}
     for q in range(num_queries):  # compile the encoder for each query's shape
         index.search(queries.subset([q]), k=K, rerank=0)
-    for exact, name in ((True, f"exact {exact_kind(model.kind)}"), (False, model.kind)):
-        if not exact:
-            start = time.perf_counter()
-            index._engine.cached_self_values(np.arange(every), index._engine._length(queries))
-            out["self_terms_s"] = time.perf_counter() - start
-            index.search(queries.subset([0]), k=K, rerank=K)  # compile the engine
-        times = {rerank: [] for rerank in reranks}
-        brute_times, found = [], {rerank: [] for rerank in reranks}
-        for q in tqdm(range(num_queries), desc=f"speed, {name}"):
-            query = queries.subset([q])
-            for rerank in reranks:
-                start = time.perf_counter()
-                found[rerank].append(index.search(query, k=K, rerank=rerank,
-                                                  exact=exact).indices)
-                times[rerank].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            brute = index.search(query, k=K, rerank=every, exact=exact).indices
-            brute_times.append(time.perf_counter() - start)
-            for rerank in reranks:
-                found[rerank][-1] = recall_at_k(found[rerank][-1], brute)
-        brute_s = float(np.median(brute_times))
-        for rerank in reranks:
-            search_s = float(np.median(times[rerank]))
-            out["rows"].append({"measure": name, "rerank": rerank, "search_s": search_s,
-                                "brute_force_s": brute_s, "speedup": brute_s / search_s,
-                                "recall_at_10_vs_brute_force": float(np.mean(found[rerank]))})
+    exact_name = f"exact {exact_kind(model.kind)}"
+    methods = [(exact_name, "embedding", r, lambda x, r=r: index.search(
+                    x, k=K, rerank=r, exact=True)) for r in reranks]
+    methods += [(exact_name, "sketch", r, lambda x, r=r: sketch_index.search(
+                    x, k=K, rerank=r, exact=True)) for r in reranks]
+    methods += [(exact_name + " (certified)", "lower bounds", 0, lambda x: index.search(
+                    x, k=K, certified=True))]
+    _measure(out, queries, methods, lambda x: index.search(x, k=K, rerank=every, exact=True))
+    _, out["self_terms_s"] = _timed(lambda: index._engine.cached_self_values(
+        np.arange(every), index._engine._length(queries)))
+    index.search(queries.subset([0]), k=K, rerank=K)  # compile the engine
+    methods = [(model.kind, "embedding", r, lambda x, r=r: index.search(x, k=K, rerank=r))
+               for r in reranks]
+    _measure(out, queries.subset(np.arange(min(engine_queries, num_queries))), methods,
+             lambda x: index.search(x, k=K, rerank=every))
     return out
+
+
+def _measure(out: dict, queries: PointClouds, methods, brute) -> None:
+    """Time each method and brute force one query at a time; recall against brute force."""
+    times = {i: [] for i in range(len(methods))}
+    recalls = {i: [] for i in range(len(methods))}
+    solves = {i: [] for i in range(len(methods))}
+    brute_times = []
+    for q in tqdm(range(len(queries)), desc=f"speed, {methods[0][0]}"):
+        query = queries.subset([q])
+        found = []
+        for i, (_, _, _, search) in enumerate(methods):
+            result, seconds = _timed(search, query)
+            times[i].append(seconds)
+            found.append(result.indices)
+            if result.solved is not None:
+                solves[i].append(int(result.solved[0]))
+        truth, seconds = _timed(brute, query)
+        truth = truth.indices
+        brute_times.append(seconds)
+        for i, indices in enumerate(found):
+            recalls[i].append(recall_at_k(indices, truth))
+    brute_s = float(np.median(brute_times))
+    for i, (measure, candidates, rerank, _) in enumerate(methods):
+        search_s = float(np.median(times[i]))
+        out["rows"].append({
+            "measure": measure, "candidates": candidates, "rerank": rerank,
+            "queries": len(queries), "search_s": search_s, "brute_force_s": brute_s,
+            "speedup": brute_s / search_s,
+            "recall_at_10_vs_brute_force": float(np.mean(recalls[i])),
+            "exact_solves_median": float(np.median(solves[i])) if solves[i] else None,
+            "exact_solves_max": int(np.max(solves[i])) if solves[i] else None})
 
 
 def encode_part(model, clouds: PointClouds) -> dict:
@@ -170,6 +212,18 @@ def scale_part(model, clouds: PointClouds, sizes, points: int, backends, seed: i
                 for q in range(len(queries)):
                     index.search(queries.subset([q]), k=K, rerank=rerank, exact=True)
                 latency[rerank] = (time.perf_counter() - start) / len(queries)
+            certified = {}
+            if backend == "brute":  # certified search does not use the candidate backend
+                _, certified["bounds_build_s"] = _timed(index.build_bounds)
+                index.search(queries.subset([0]), k=K, certified=True)  # compile
+                solves, seconds = [], 0.0
+                for q in range(len(queries)):
+                    result, took = _timed(index.search, queries.subset([q]), k=K,
+                                          certified=True)
+                    solves.append(int(result.solved[0]))
+                    seconds += took
+                certified["query_ms_certified"] = seconds / len(queries) * 1e3
+                certified["certified_solves_median"] = float(np.median(solves))
             truth = CloudIndex(model, collection, embeddings, "brute") if backend != "brute" \
                 else index
             found = index.search(queries, k=K, rerank=0).indices
@@ -181,7 +235,8 @@ def scale_part(model, clouds: PointClouds, sizes, points: int, backends, seed: i
                          "peak_rss_gb": peak_rss_gb(),
                          "query_ms_candidates_only": latency[0] * 1e3,
                          "query_ms_rerank_100_exact": latency[100] * 1e3,
-                         "candidate_recall_vs_brute": recall_at_k(found, exact_candidates)})
+                         "candidate_recall_vs_brute": recall_at_k(found, exact_candidates),
+                         **certified})
             del index, truth
         del collection, embeddings
     return rows
@@ -198,7 +253,9 @@ def main(argv=None) -> int:
     parser.add_argument("--collection", type=int, default=None,
                         help="collection size in the speed part (default: every cloud of the "
                              "run but the queries: 9,995 for MNIST t10k)")
-    parser.add_argument("--speed-queries", type=int, default=5)
+    parser.add_argument("--speed-queries", type=int, default=20)
+    parser.add_argument("--engine-speed-queries", type=int, default=5,
+                        help="of those, queries also timed with the run's own kind (slow)")
     parser.add_argument("--scale-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--scale-points", type=int, default=32)
     parser.add_argument("--backends", nargs="+", default=["brute", "hnsw"])
@@ -211,6 +268,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.recall_clouds, args.engine_queries = 100, 20
         args.collection, args.speed_queries, args.scale_sizes = 1000, 2, [20_000]
+        args.engine_speed_queries = 2
     run = Run.start(__file__, argv)
     model = load(args.checkpoint)
     test = run_split(model.config, "test")
@@ -224,8 +282,8 @@ def main(argv=None) -> int:
     recall = recall_part(model, test.subset(np.arange(args.recall_clouds)), args.reranks,
                          args.engine_queries)
     speed = speed_part(model, every.subset(np.arange(args.collection + args.speed_queries)),
-                       args.speed_queries, [r for r in args.reranks if r in (50, 100)] or [100],
-                       args.seed)
+                       args.speed_queries, args.engine_speed_queries,
+                       [r for r in args.reranks if r in (50, 100)] or [100], args.seed)
     encode = encode_part(model, test)
     scale = scale_part(model, every, args.scale_sizes, args.scale_points, args.backends,
                        args.seed)
@@ -239,6 +297,13 @@ def main(argv=None) -> int:
     return 0
 
 
+def _solves(row: dict) -> str:
+    if row.get("exact_solves_median") is None:
+        return "-"
+    most = row.get("exact_solves_max")
+    return f"{row['exact_solves_median']:.0f}" + ("" if most is None else f", {most}")
+
+
 def report(r: dict) -> list[str]:
     rec, speed, enc = r["recall"], r["speed"], r["encode"]
     run = r["run"]
@@ -249,23 +314,30 @@ def report(r: dict) -> list[str]:
              f"full exact matrix took {format_seconds(rec['exact_matrix_s'])}. Each cloud is "
              f"a query against the other {rec['clouds'] - 1}.", ""]
     lines += markdown_table(
-        ["rerank", "re-ranked by", "queries", "recall@10", "ms per query"],
-        [[row["rerank"], row["measure"], row["queries"], f"{row['recall_at_10']:.3f}",
-          f"{row['seconds_per_query'] * 1e3:.1f}"] for row in rec["rows"]])
+        ["re-ranked by", "candidates", "rerank", "queries", "recall@10", "ms per query",
+         "exact solves (median)"],
+        [[row["measure"], row["candidates"], row["rerank"], row["queries"],
+          f"{row['recall_at_10']:.3f}", f"{row['seconds_per_query'] * 1e3:.1f}",
+          _solves(row)] for row in rec["rows"]])
     lines += ["", f"## Time per query on a {speed['collection']}-cloud collection", "",
               f"{speed['queries']} queries not in the collection, one at a time; median over "
               f"them, the search and brute force (every cloud re-ranked: the same code solving "
               f"all {speed['collection']} pairs) timed one after the other on each query, "
               f"after compilation. Index build (encoding the collection): "
-              f"{format_seconds(speed['index_build_s'])}; the run kind's self terms of the "
+              f"{format_seconds(speed['index_build_s'])}; sliced quantile sketches for the "
+              f"sketch candidates: {format_seconds(speed['sketch_build_s'])}; lower-bound "
+              f"sketches for certified search: {format_seconds(speed['bounds_build_s'])}. The "
+              f"run's own kind is timed on the first {speed['engine_queries']} queries. "
+              f"The run kind's self terms of the "
               f"whole collection, solved once before both: "
               f"{format_seconds(speed.get('self_terms_s', 0.0))}.", ""]
     lines += markdown_table(
-        ["re-ranked by", "rerank", "search", "brute force", "speed-up",
-         "recall@10 vs brute force"],
-        [[row["measure"], row["rerank"], f"{row['search_s'] * 1e3:.0f} ms",
-          format_seconds(row["brute_force_s"]), f"{row['speedup']:.0f}x",
-          f"{row['recall_at_10_vs_brute_force']:.3f}"] for row in speed["rows"]])
+        ["re-ranked by", "candidates", "rerank", "queries", "search", "brute force",
+         "speed-up", "recall@10 vs brute force", "exact solves (median, max)"],
+        [[row["measure"], row["candidates"], row["rerank"] or "-", row["queries"],
+          f"{row['search_s'] * 1e3:.0f} ms", format_seconds(row["brute_force_s"]),
+          f"{row['speedup']:.0f}x", f"{row['recall_at_10_vs_brute_force']:.3f}",
+          _solves(row)] for row in speed["rows"]])
     lines += ["", "## Encoding throughput", "",
               f"{enc['clouds']} held-out clouds (mean {enc['mean_points']:.0f} points), after "
               f"compilation: {enc['clouds_per_s']:.0f} clouds/s.", "",
@@ -279,6 +351,16 @@ def report(r: dict) -> list[str]:
           f"{s['peak_rss_gb']:.2f}", f"{s['query_ms_candidates_only']:.1f}",
           f"{s['query_ms_rerank_100_exact']:.1f}", f"{s['candidate_recall_vs_brute']:.3f}"]
          for s in r["scale"]])
+    proven = [s for s in r["scale"] if "query_ms_certified" in s]
+    if proven:
+        lines += ["", "Certified exact W2^2 10-nearest on the same collections (lower-bound "
+                  "sketches of the collection, then exact solves in bound order; peak RSS "
+                  "above includes the sketches):", ""]
+        lines += markdown_table(
+            ["clouds", "bounds build", "query ms (certified)", "exact solves (median)"],
+            [[f"{s['size']:,}", format_seconds(s["bounds_build_s"]),
+              f"{s['query_ms_certified']:.0f}", f"{s['certified_solves_median']:.0f}"]
+             for s in proven])
     return lines
 
 

@@ -10,8 +10,8 @@ The collection (``--index``: an .npz file, a directory of .npy clouds, or an ind
 ``--save-index``; or ``--index-split`` of the run's own data) is embedded once; each query's
 ``--rerank`` nearest embeddings are re-ranked by the run's OT kind (``--exact``: exact
 unregularised OT by POT; ``--certified``: the proven exact W2^2 nearest, solving exact OT in
-the order of a lower bound until none can win) and the ``--k`` nearest are written to a JSON file with their
-distances (target units unless ``--units original``) and labels.
+the order of a lower bound until none can win) and the ``--k`` nearest are written to a JSON
+file with their distances (target units unless ``--units original``) and labels.
 """
 
 from __future__ import annotations

@@ -208,9 +208,15 @@ def test_search_benchmark_runs_end_to_end_on_a_small_run(run, tmp_path):
                        "--output", str(out)])
     assert code == 0
     result = json.loads(out.with_suffix(".json").read_text())
-    rows = {(r["measure"], r["rerank"]): r for r in result["recall"]["rows"]}
+    rows = {(r["measure"], r["candidates"], r["rerank"]): r for r in result["recall"]["rows"]}
     # Re-ranking the 12 nearest of 19 other clouds by exact OT finds most exact neighbours.
-    assert rows[("exact", 12)]["recall_at_10"] >= rows[("embedding", 0)]["recall_at_10"]
+    assert (rows[("exact", "embedding", 12)]["recall_at_10"]
+            >= rows[("embedding", "embedding", 0)]["recall_at_10"])
+    # Certified search is brute-force exact search, with fewer solves.
+    certified = rows[("exact (certified)", "lower bounds", 0)]
+    assert certified["recall_at_10"] == 1.0 and certified["exact_solves_median"] <= 19
+    speed = {(r["measure"], r["candidates"]): r for r in result["speed"]["rows"]}
+    assert speed[("exact W2 (certified)", "lower bounds")]["recall_at_10_vs_brute_force"] == 1.0
     assert result["encode"]["clouds_per_s"] > 0 and result["scale"][0]["size"] == 500
     assert "Recall@10" in out.with_suffix(".md").read_text()
 
@@ -330,7 +336,7 @@ def test_certified_nearest_finds_the_true_k_nearest_whatever_the_bound(monkeypat
         bounds = truth * rng.uniform(looseness, 1.0, size=truth.shape)
         solved = []
 
-        def solve(index):
+        def solve(index, solved=solved):
             solved.extend(index.tolist())
             return truth[index]
 

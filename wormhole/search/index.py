@@ -158,11 +158,17 @@ class CloudIndex:
         return cloud_sketches(prepared, quadratic=get_kind(self.model.kind).quadratic,
                               directions=SKETCH_DIRECTIONS)
 
-    def _certified(self, prepared: PointClouds, k: int, units: str) -> SearchResult:
+    def build_bounds(self) -> CloudIndex:
+        """Sketch the collection for certified search now (else on the first certified
+        search): ``4 * frames * min(d, 8) * levels`` bytes per cloud, 2 KiB for 2-D clouds."""
         self._check_certifiable()
         if self._bound_sketches is None:
             self._bound_sketches = frame_sketches(
                 self.model.normalization.apply_to(self.clouds), self._frames())
+        return self
+
+    def _certified(self, prepared: PointClouds, k: int, units: str) -> SearchResult:
+        self.build_bounds()
         bounds = lower_bounds(frame_sketches(prepared, self._frames()),
                               self._bound_sketches) / self.model.cost_scale
         config = self.model.config
