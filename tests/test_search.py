@@ -340,7 +340,7 @@ def test_certified_nearest_finds_the_true_k_nearest_whatever_the_bound(monkeypat
             solved.extend(index.tolist())
             return truth[index]
 
-        index, values, count = certified.certified_nearest(bounds, solve, k=7)
+        index, values, count, _ = certified.certified_nearest(bounds, solve, k=7)
         np.testing.assert_array_equal(index, np.argsort(truth)[:7])
         np.testing.assert_allclose(values, np.sort(truth)[:7])
         assert count == len(solved) == len(set(solved))  # each cloud solved at most once
@@ -376,3 +376,50 @@ def test_certified_search_refuses_costs_its_bound_does_not_hold_for(run):
                      model.workdir, model.step)
     with pytest.raises(ValueError, match="certified=True proves exact W2.*euclidean"):
         other.index(collection.subset(slice(0, 10))).search(queries, k=2, certified=True)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_dual_bounds_never_exceed_exact_w2_and_tighten_with_iterations(dim):
+    from wormhole.search.dual_bounds import dual_lower_bounds
+
+    rng = np.random.default_rng(dim)
+    clouds = _random_clouds(rng, 20, dim)
+    points, weights = clouds.to_list()
+    exact = np.array([pot.emd2(weights[0] / weights[0].sum(), weights[i] / weights[i].sum(),
+                               pot.dist(points[0].astype(np.float64),
+                                        points[i].astype(np.float64)))
+                      for i in range(1, 20)])
+    x, a = clouds.points[0], clouds.weights[0]
+    rough = dual_lower_bounds(x, a, clouds.points[1:], clouds.weights[1:])
+    fine = dual_lower_bounds(x, a, clouds.points[1:], clouds.weights[1:],
+                             relative_epsilon=0.01, iterations=2000)
+    for bound in (rough, fine):
+        assert np.all(bound <= exact * (1 + 1e-4) + 1e-6), np.max(bound - exact)
+    assert np.median(rough / exact) > 0.5
+    # Near-optimal potentials: weak duality is nearly tight.
+    np.testing.assert_allclose(fine, exact, rtol=0.03)
+
+
+def test_certified_nearest_with_a_second_bound_solves_only_what_it_cannot_rule_out():
+    from wormhole.search.certified import certified_nearest
+
+    rng = np.random.default_rng(1)
+    truth = rng.random(2000)
+    loose = truth * rng.uniform(0.2, 1.0, size=truth.shape)
+    tight = truth * rng.uniform(0.97, 1.0, size=truth.shape)
+    solved, refined = [], []
+
+    def solve(index):
+        solved.extend(index.tolist())
+        return truth[index]
+
+    def refine(index):
+        refined.extend(index.tolist())
+        return tight[index]
+
+    found = certified_nearest(loose, solve, k=5, refine=refine)
+    np.testing.assert_array_equal(found.indices, np.argsort(truth)[:5])
+    assert found.solved == len(solved) and found.refined == len(refined)
+    assert set(solved) <= set(refined) and len(solved) < len(refined) / 3
+    kth = np.sort(truth)[4]
+    assert set(np.flatnonzero(tight * (1 - 1e-3) < kth)) <= set(solved)

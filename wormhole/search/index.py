@@ -24,12 +24,14 @@ import numpy as np
 from wormhole.data import PointClouds
 from wormhole.data.inputs import as_point_clouds
 from wormhole.data.loaders.files import load_files, save_clouds_npz
+from wormhole.data.padding import bucket_length
 from wormhole.data.sketches import cloud_sketches
 from wormhole.ot import OTSpec, get_kind
 from wormhole.ot.costs import lookup_cost
 from wormhole.search.bounds import frame_sketches, lower_bounds, random_frames
 from wormhole.search.candidates import make_backend
 from wormhole.search.certified import certified_nearest
+from wormhole.search.dual_bounds import dual_lower_bounds
 from wormhole.search.rerank import EngineReranker, exact_distances, exact_kind
 
 __all__ = ["CloudIndex", "SearchResult", "load_index"]
@@ -175,15 +177,22 @@ class CloudIndex:
         indices = np.empty((len(prepared), k), np.int64)
         distances = np.empty((len(prepared), k), np.float64)
         solved = np.empty(len(prepared), np.int64)
+        scale = self.model.cost_scale
         for q in range(len(prepared)):
-            query = prepared.subset(np.array([q]))
+            query = _trimmed(prepared.subset(np.array([q])))
 
             def solve(found, query=query):
                 others = self.model.normalization.apply_to(self.clouds.subset(found))
                 return exact_distances(query, others, len(found), self.model.kind,
-                                       config.ot.cost, self.model.cost_scale)[0]
+                                       config.ot.cost, scale)[0]
 
-            indices[q], distances[q], solved[q] = certified_nearest(bounds[q], solve, k)
+            def refine(found, query=query):
+                others = _trimmed(self.model.normalization.apply_to(self.clouds.subset(found)))
+                return dual_lower_bounds(query.points[0], query.weights[0], others.points,
+                                         others.weights) / scale
+
+            indices[q], distances[q], solved[q], _ = certified_nearest(bounds[q], solve, k,
+                                                                       refine)
         if units == "original":
             distances = self.model.to_original_units(distances)
         labels = None if self.clouds.labels is None else self.clouds.labels[indices]
@@ -256,6 +265,11 @@ class CloudIndex:
             shutil.rmtree(path)
         partial.rename(path)
         return path
+
+
+def _trimmed(clouds: PointClouds) -> PointClouds:
+    """``clouds`` padded only to their own largest cloud (rounded up to 32 points)."""
+    return clouds.pad_to(bucket_length(int(clouds.sizes.max()), 32, clouds.length))
 
 
 def load_index(path: str | Path, model=None, backend: str | None = None) -> CloudIndex:
