@@ -189,6 +189,16 @@ def test_search_script_writes_neighbours_and_a_picture(run, tmp_path, capsys):
                         "--rerank", "12", "--exact", "--output", str(out)])
     assert code == 0
     assert json.loads(out.read_text())["queries"][0]["neighbours"] == first["neighbours"]
+    # Certified: the proven exact 4 nearest (12 candidates above may have missed some).
+    code = script.main(["--checkpoint", str(model.workdir), "--index", str(saved),
+                        "--query-split", "test", "--max-queries", "3", "--k", "4",
+                        "--certified", "--output", str(out)])
+    assert code == 0
+    proven = json.loads(out.read_text())
+    assert proven["measure"] == "exact W2 (certified)"
+    for row, searched in zip(proven["queries"], report["queries"], strict=True):
+        assert row["distances"][-1] <= searched["distances"][-1] + 1e-9
+        assert 4 <= row["exact_solves"] <= proven["collection"]
     code = script.main(["--checkpoint", str(model.workdir), "--index-split", "train",
                         "--query-split", "test", "--k", "4", "--rerank", "2",
                         "--output", str(out)])
