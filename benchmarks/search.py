@@ -26,6 +26,7 @@ Writes benchmarks/results/search.{md,json}.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import time
@@ -264,7 +265,13 @@ def main(argv=None) -> int:
                              "2 speed queries, a 20,000-cloud scale test")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=None)
+    parser.add_argument("--plot-only", default=None, metavar="JSON",
+                        help="redraw the plot of a saved result and exit")
     args = parser.parse_args(argv)
+    if args.plot_only:
+        saved = Path(args.plot_only)
+        plot(json.loads(saved.read_text()), saved.with_suffix(".recall.png"))
+        return 0
     if args.quick:
         args.recall_clouds, args.engine_queries = 100, 20
         args.collection, args.speed_queries, args.scale_sizes = 1000, 2, [20_000]
@@ -293,8 +300,54 @@ def main(argv=None) -> int:
               "recall": recall, "speed": speed, "encode": encode, "scale": scale}
     name = "search.quick" if args.quick else "search"
     output = Path(args.output) if args.output else RESULTS / name
+    plot(result, output.with_suffix(".recall.png"))
     print(write_result(output, result, "OT nearest-neighbour search", report(result)))
     return 0
+
+
+def plot(result: dict, path: Path) -> None:
+    """Recall@10 against cost: per query on the held-out clouds, and speed-up on the large
+    collection, for each candidate source and re-rank, certified search as a star."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    panels = ((axes[0], result["recall"]["rows"], "seconds_per_query", "recall_at_10",
+               f"{result['recall']['clouds']} held-out clouds, each against the others",
+               "ms per query"),
+              (axes[1], result["speed"]["rows"], "search_s", "recall_at_10_vs_brute_force",
+               f"{result['speed']['collection']:,}-cloud collection",
+               "ms per query (brute force: dashed)"))
+    for ax, rows, cost, recall, title, xlabel in panels:
+        lines = {}
+        for row in rows:
+            lines.setdefault((row["measure"], row["candidates"]), []).append(row)
+        for (measure, candidates), group in lines.items():
+            group = sorted(group, key=lambda r: r["rerank"])
+            x = [r[cost] * 1e3 for r in group]
+            y = [r[recall] for r in group]
+            certified = "certified" in measure
+            ax.plot(x, y, marker="*" if certified else "o", markersize=14 if certified else 5,
+                    linestyle="none" if certified else "-",
+                    label=f"{measure} ({candidates})" if candidates != measure
+                    else measure)
+            for r, xi, yi in zip(group, x, y, strict=True):
+                if r["rerank"]:
+                    ax.annotate(str(r["rerank"]), (xi, yi), fontsize=7,
+                                textcoords="offset points", xytext=(3, -9))
+        if "brute_force_s" in rows[0]:
+            for value in {r["brute_force_s"] for r in rows}:
+                ax.axvline(value * 1e3, color="grey", linestyle="--", linewidth=0.8)
+        ax.set(xscale="log", xlabel=xlabel, ylabel="recall@10 of the exact 10 nearest",
+               title=title, ylim=(0, 1.03))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("OT nearest-neighbour search (numbers: rerank)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _solves(row: dict) -> str:

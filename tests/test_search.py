@@ -229,6 +229,7 @@ def test_search_benchmark_runs_end_to_end_on_a_small_run(run, tmp_path):
     assert speed[("exact W2 (certified)", "lower bounds")]["recall_at_10_vs_brute_force"] == 1.0
     assert result["encode"]["clouds_per_s"] > 0 and result["scale"][0]["size"] == 500
     assert "Recall@10" in out.with_suffix(".md").read_text()
+    assert out.with_suffix(".recall.png").stat().st_size > 1000
 
 
 def test_sketch_candidates_find_exact_neighbours_a_barely_trained_embedding_misses(run,
