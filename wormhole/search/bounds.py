@@ -28,7 +28,7 @@ import numpy as np
 from wormhole.data.clouds import PointClouds
 from wormhole.data.sketches import quantile_bin_means
 
-__all__ = ["FRAMES", "LEVELS", "frame_sketches", "lower_bounds", "random_frames"]
+__all__ = ["FRAMES", "LEVELS", "FrameBounds", "frame_sketches", "lower_bounds", "random_frames"]
 
 FRAMES = 8  # random frames: more tighten the bound only slowly
 LEVELS = 32  # equal-mass bins per projected quantile function
@@ -75,19 +75,38 @@ def _padded(count: int) -> int:
     return 1 << max(0, count - 1).bit_length()
 
 
+class FrameBounds:
+    """A collection's frame sketches on the device, in blocks of one compiled shape."""
+
+    def __init__(self, sketches: np.ndarray, levels: int = LEVELS):
+        self.size, self.levels = len(sketches), levels
+        self.nbytes = sketches.nbytes
+        self._blocks = []
+        for start in range(0, self.size, _ROW_BLOCK):
+            block = np.asarray(sketches[start:start + _ROW_BLOCK], np.float32)
+            if len(block) < _ROW_BLOCK and self.size > _ROW_BLOCK:
+                block = np.concatenate([block, np.repeat(block[-1:], _ROW_BLOCK - len(block),
+                                                         0)])
+            self._blocks.append((start, jnp.asarray(block)))
+
+    def bounds(self, query_sketches: np.ndarray) -> np.ndarray:
+        """``[Q, N]`` lower bounds of W2^2 (on the coordinates the sketches were taken in)
+        between each query and each collection cloud."""
+        count = len(query_sketches)
+        queries = np.asarray(query_sketches, np.float32)
+        queries = jnp.asarray(np.concatenate(
+            [queries, np.repeat(queries[-1:], _padded(count) - count, 0)]))
+        out = np.empty((count, self.size), np.float64)
+        for start, block in self._blocks:
+            stop = min(start + _ROW_BLOCK, self.size)
+            values = np.asarray(_block_bounds(queries, block))
+            out[:, start:stop] = values[:count, :stop - start]
+        return out / self.levels
+
+
 def lower_bounds(query_sketches: np.ndarray, sketches: np.ndarray,
                  levels: int = LEVELS) -> np.ndarray:
     """``[Q, N]`` lower bounds of W2^2 (on the coordinates the sketches were taken in)
-    between each query and each sketched cloud."""
-    queries = np.asarray(query_sketches, np.float32)
-    rows_padded = _padded(len(queries))
-    queries = np.concatenate([queries, np.repeat(queries[-1:], rows_padded - len(queries), 0)])
-    out = np.empty((len(query_sketches), len(sketches)), np.float64)
-    for start in range(0, len(sketches), _ROW_BLOCK):
-        block = sketches[start:start + _ROW_BLOCK]
-        size = len(block)
-        if size < _ROW_BLOCK and len(sketches) > _ROW_BLOCK:
-            block = np.concatenate([block, np.repeat(block[-1:], _ROW_BLOCK - size, 0)])
-        values = np.asarray(_block_bounds(jnp.asarray(queries), jnp.asarray(block)))
-        out[:, start:start + size] = values[:len(query_sketches), :size]
-    return out / levels
+    between each query and each sketched cloud (see :class:`FrameBounds` to reuse a
+    collection's sketches across queries)."""
+    return FrameBounds(sketches, levels).bounds(query_sketches)

@@ -24,11 +24,10 @@ import numpy as np
 from wormhole.data import PointClouds
 from wormhole.data.inputs import as_point_clouds
 from wormhole.data.loaders.files import load_files, save_clouds_npz
-from wormhole.data.padding import bucket_length
 from wormhole.data.sketches import cloud_sketches
 from wormhole.ot import OTSpec, get_kind
 from wormhole.ot.costs import lookup_cost
-from wormhole.search.bounds import frame_sketches, lower_bounds, random_frames
+from wormhole.search.bounds import FrameBounds, frame_sketches, random_frames
 from wormhole.search.candidates import make_backend
 from wormhole.search.certified import certified_nearest
 from wormhole.search.dual_bounds import dual_lower_bounds
@@ -165,21 +164,21 @@ class CloudIndex:
         search): ``4 * frames * min(d, 8) * levels`` bytes per cloud, 2 KiB for 2-D clouds."""
         self._check_certifiable()
         if self._bound_sketches is None:
-            self._bound_sketches = frame_sketches(
-                self.model.normalization.apply_to(self.clouds), self._frames())
+            self._bound_sketches = FrameBounds(frame_sketches(
+                self.model.normalization.apply_to(self.clouds), self._frames()))
         return self
 
     def _certified(self, prepared: PointClouds, k: int, units: str) -> SearchResult:
         self.build_bounds()
-        bounds = lower_bounds(frame_sketches(prepared, self._frames()),
-                              self._bound_sketches) / self.model.cost_scale
+        bounds = self._bound_sketches.bounds(
+            frame_sketches(prepared, self._frames())) / self.model.cost_scale
         config = self.model.config
         indices = np.empty((len(prepared), k), np.int64)
         distances = np.empty((len(prepared), k), np.float64)
         solved = np.empty(len(prepared), np.int64)
         scale = self.model.cost_scale
         for q in range(len(prepared)):
-            query = _trimmed(prepared.subset(np.array([q])))
+            query = prepared.subset(np.array([q]))
 
             def solve(found, query=query):
                 others = self.model.normalization.apply_to(self.clouds.subset(found))
@@ -187,9 +186,12 @@ class CloudIndex:
                                        config.ot.cost, scale)[0]
 
             def refine(found, query=query):
-                others = _trimmed(self.model.normalization.apply_to(self.clouds.subset(found)))
-                return dual_lower_bounds(query.points[0], query.weights[0], others.points,
-                                         others.weights) / scale
+                others = self.model.normalization.apply_to(self.clouds.subset(found))
+                # Each side padded to a multiple of 64 points: little padding, and few
+                # shapes for the solver to compile.
+                both = [_padded_to_bucket(c) for c in (query, others)]
+                return dual_lower_bounds(both[0].points[0], both[0].weights[0],
+                                         both[1].points, both[1].weights) / scale
 
             indices[q], distances[q], solved[q], _ = certified_nearest(bounds[q], solve, k,
                                                                        refine)
@@ -267,9 +269,10 @@ class CloudIndex:
         return path
 
 
-def _trimmed(clouds: PointClouds) -> PointClouds:
-    """``clouds`` padded only to their own largest cloud (rounded up to 32 points)."""
-    return clouds.pad_to(bucket_length(int(clouds.sizes.max()), 32, clouds.length))
+def _padded_to_bucket(clouds: PointClouds) -> PointClouds:
+    """``clouds`` padded to their largest cloud rounded up to a multiple of 64 points."""
+    length = 64 * -(-int(clouds.sizes.max()) // 64)
+    return clouds.pad_to(min(clouds.length, length)).pad_to(length)
 
 
 def load_index(path: str | Path, model=None, backend: str | None = None) -> CloudIndex:
