@@ -16,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["WORKER", "interpreter_problem", "run_worker", "setting_cells"]
+__all__ = ["PACKAGE", "WORKER", "ensure_interpreter", "interpreter_problem", "run_worker",
+           "setting_cells"]
+
+PACKAGE = "wassersteinwormhole==0.3.7"
 
 WORKER = Path(__file__).resolve().parent / "_published_worker.py"
 
@@ -35,30 +38,57 @@ def interpreter_problem(python: str) -> str:
     return ""
 
 
-def run_worker(python: str, train, test, first, second, settings: dict, timeout: float,
-               describe: bool = False) -> tuple[dict | None, str]:
-    """The worker's JSON (``describe``: its setting, else a training run), or ``None``, why.
+def ensure_interpreter(venv: str | Path) -> tuple[str, str]:
+    """``venv``'s python with :data:`PACKAGE`, made (``venv`` + pip) when it lacks it.
 
-    ``train``, ``test``: :class:`~wormhole.data.PointClouds`; ``first``, ``second``: the
-    held-out pairs its embeddings are scored on.
+    Returns ``(python, "")``, or ``(python, why)`` when the package cannot be had (no
+    network or registry, a failing build): the benchmark then reports our side only.
+    """
+    python = str(Path(venv) / "bin" / "python")
+    if not interpreter_problem(python):
+        return python, ""
+    print(f"installing {PACKAGE} into {venv} (its own jax and flax pins)", file=sys.stderr)
+    steps = [] if Path(python).exists() else [[sys.executable, "-m", "venv", str(venv)]]
+    for command in [*steps, [python, "-m", "pip", "install", "-q", PACKAGE]]:
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            return python, f"`{' '.join(command)}` failed: {done.stderr.strip()[-300:]}"
+    return python, interpreter_problem(python)
+
+
+def run_worker(python: str, train, test, first, second, settings: dict, timeout: float,
+               describe: bool = False, race: bool = False,
+               references=()) -> tuple[dict | None, str]:
+    """The worker's JSON, or ``None`` and why.
+
+    ``describe``: its setting; ``race``: a run against the clock (the JSON then also holds
+    ``arrays``: the last embeddings of the test clouds and of the training clouds numbered
+    in ``references``); else a training run of fixed steps. ``train``, ``test``:
+    :class:`~wormhole.data.PointClouds`; ``first``, ``second``: the held-out pairs its
+    embeddings are scored on.
     """
     problem = interpreter_problem(python)
     if problem:
         return None, problem
     with tempfile.TemporaryDirectory() as tmp:
         data, config = Path(tmp) / "clouds.npz", Path(tmp) / "settings.json"
+        arrays = Path(tmp) / "arrays.npz"
         np.savez(data, train_points=train.points, train_weights=train.weights,
                  test_points=test.points, test_weights=test.weights, first=first,
-                 second=second)
-        config.write_text(json.dumps(settings))
-        mode = ["--describe"] if describe else []
+                 second=second, references=np.asarray(references, np.int64))
+        config.write_text(json.dumps({**settings, "arrays": str(arrays)}))
+        mode = ["--describe"] if describe else ["--race"] if race else []
         # stderr (the package's progress bar and prints) passes through to the terminal.
         proc = subprocess.run([python, str(WORKER), *mode, str(data), str(config)],
                               stdout=subprocess.PIPE, text=True, timeout=timeout)
-    if proc.returncode:
-        return None, f"the published worker failed (exit {proc.returncode}); see its stderr"
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    print("[published] " + json.dumps({k: v for k, v in out.items() if k != "pred"}),
+        if proc.returncode:
+            return None, f"the published worker failed (exit {proc.returncode}); see its stderr"
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        if arrays.exists():
+            with np.load(arrays) as saved:
+                out["arrays"] = {k: saved[k] for k in saved.files}
+    print("[published] " + json.dumps({k: v for k, v in out.items()
+                                       if k not in ("pred", "scores", "arrays")}),
           file=sys.stderr)
     return out, ""
 

@@ -7,6 +7,8 @@ environment (the package pins its own jax and flax), never imported by ``wormhol
 
     /path/to/venv/bin/python benchmarks/_published_worker.py --describe DATA.npz SETTINGS.json
 
+    /path/to/venv/bin/python benchmarks/_published_worker.py --race DATA.npz SETTINGS.json
+
 ``DATA.npz`` holds padded train and test clouds (``*_points [N, n, d]``, ``*_weights [N, n]``)
 and the held-out pairs (``first``, ``second``); ``SETTINGS.json`` the shared settings. The
 loop of the package's ``Wormhole.train`` runs twice from the same fresh train state: a few
@@ -14,6 +16,9 @@ steps to compile its jitted train step, then the measured steps. With ``--descri
 is trained: the package's ``Wormhole`` is built on the same clouds and settings and the
 worker reports what its code does with them (coordinate scaling, cost scale, epsilon,
 iteration rule, padding), read from the built object, one solve and the installed source.
+With ``--race`` (``benchmarks/head_to_head.py``) the package trains for a budget of training
+seconds from its own defaults or given ones, and the held-out pairs are scored at set times;
+its last embeddings go to the ``arrays`` file the settings name.
 Stdout carries one JSON object; the package's own prints and progress bar go to stderr.
 """
 
@@ -89,28 +94,30 @@ def _config(settings: dict):
         num_layers=settings["num_layers"], mlp_dim=settings["mlp_dim"])
 
 
-def _build(data, settings: dict):
+def _build(data, config, cost_scale: float | None):
     """The package's ``Wormhole`` on the data file's clouds; ``(model, cost-scale calls)``.
 
-    The package estimates its cost scale from 1000 random cloud pairs; the one value both
-    trainers share replaces it, so the two learn exactly the same targets. The calls it made
-    to its estimator are recorded (arguments only) for the settings report.
+    The package estimates its cost scale from 1000 random cloud pairs; a given
+    ``cost_scale`` (the one value both trainers share) replaces it, so the two learn exactly
+    the same targets. The calls it made to its estimator are recorded (arguments only) for
+    the settings report. ``config=None`` is the package's ``DefaultConfig``.
     """
     import wassersteinwormhole
 
     module = sys.modules["wassersteinwormhole.Wormhole"]
     calls = []
+    own_estimate = module.get_max_dist_statistic
 
-    def shared_scale(*args, **kwargs):
+    def recorded_scale(*args, **kwargs):
         calls.append(kwargs)
-        return settings["cost_scale"]
+        return own_estimate(*args, **kwargs) if cost_scale is None else cost_scale
 
-    module.get_max_dist_statistic = shared_scale
+    module.get_max_dist_statistic = recorded_scale
     train_x, train_w = _as_lists(data["train_points"], data["train_weights"])
     test_x, test_w = _as_lists(data["test_points"], data["test_weights"])
     model = wassersteinwormhole.Wormhole(point_clouds=train_x, weights=train_w,
                                          point_clouds_test=test_x, weights_test=test_w,
-                                         config=_config(settings))
+                                         config=config)
     return model, calls
 
 
@@ -123,7 +130,7 @@ def run(data_path: str, settings: dict) -> dict:
     steps, batch = settings["steps"], settings["batch_size"]
     with contextlib.redirect_stdout(sys.stderr):
         start = time.perf_counter()
-        model, _ = _build(data, settings)
+        model, _ = _build(data, _config(settings), settings["cost_scale"])
         setup_s = time.perf_counter() - start
 
         # What Wormhole.train sets up before its loop. Both runs below start from this one
@@ -174,6 +181,88 @@ def run(data_path: str, settings: dict) -> dict:
     }
 
 
+def _plain(value):
+    """A config value as JSON can hold it."""
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+
+
+def race(data_path: str, settings: dict) -> dict:
+    """Train for ``budget_s`` seconds of training clock, scoring held-out pairs on the way.
+
+    The settings name the package's config (``config``: ``DefaultConfig`` fields to change;
+    empty = its defaults), ``cost_scale`` (``None``: its own estimate), ``learning_rate`` and
+    ``batch_size`` (as ``Wormhole.train`` takes them, with its 0.99 decay every 2000 steps),
+    ``seed``, ``budget_s`` and ``eval_every_s``. The clock counts the train steps,
+    compilation included, and stops while the held-out clouds are encoded. The loop is the
+    body of ``Wormhole.train`` (0.3.7), one step at a time.
+    """
+    import jax
+    import jax.numpy as jnp
+    from tqdm import tqdm
+    from wassersteinwormhole.DefaultConfig import DefaultConfig
+
+    data = np.load(data_path)
+    first, second = data["first"], data["second"]
+    references = data["references"]
+    batch, budget = settings["batch_size"], settings["budget_s"]
+    with contextlib.redirect_stdout(sys.stderr):
+        start = time.perf_counter()
+        model, _ = _build(data, DefaultConfig(**settings["config"]), settings["cost_scale"])
+        setup_s = time.perf_counter() - start
+        model.tri_u_ind = jnp.stack(jnp.triu_indices(batch, 1), axis=1)
+        model.pseudo_weights = jnp.ones([batch, model.num_particles_output]) \
+            / model.num_particles_output
+        key = jax.random.key(settings["seed"])
+        key, subkey = jax.random.split(key)
+        state = model.create_train_state(subkey, init_lr=settings["learning_rate"])
+
+        def encode(points, weights):
+            model.params = state.params
+            return np.asarray(model.encode(points, weights))
+
+        clock, steps, scores, first_step_s = 0.0, 0, [], None
+        next_eval = settings["eval_every_s"]
+        bar = tqdm(total=round(budget), desc=f"[published] {settings['name']}", unit="s")
+        while clock < budget:
+            tick = time.perf_counter()
+            key, subkey = jax.random.split(key)
+            index = jax.random.choice(subkey, model.point_clouds.shape[0], [batch],
+                                      replace=False)
+            key, subkey = jax.random.split(key)
+            state, _ = model.train_step(state, model.point_clouds[index],
+                                        model.weights[index], subkey)
+            jax.block_until_ready(state.params)
+            spent = time.perf_counter() - tick
+            first_step_s = spent if first_step_s is None else first_step_s
+            clock, steps = clock + spent, steps + 1
+            bar.update(min(round(clock), round(budget)) - bar.n)
+            if clock >= next_eval or clock >= budget:
+                emb = encode(model.point_clouds_test, model.weights_test)
+                pred = np.mean(np.square(emb[first] - emb[second]), axis=-1)
+                scores.append({"train_s": clock, "step": steps, "pred": pred.tolist()})
+                while next_eval <= clock:
+                    next_eval += settings["eval_every_s"]
+        bar.close()
+        test_emb = encode(model.point_clouds_test, model.weights_test)
+        reference_emb = encode(model.point_clouds[references], model.weights[references])
+    np.savez(settings["arrays"], test=test_emb, references=reference_emb)
+    return {
+        "package": "wassersteinwormhole",
+        "version": metadata.version("wassersteinwormhole"),
+        "jax": jax.__version__, "ott": metadata.version("ott-jax"),
+        "device": str(jax.devices()[0]),
+        "steps": steps, "train_s": clock, "first_step_s": first_step_s,
+        "steps_per_s": (steps - 1) / max(clock - first_step_s, 1e-9) if steps > 1 else None,
+        "setup_s": setup_s, "scores": scores,
+        "padded_length": int(model.point_clouds.shape[1]),
+        "sinkhorn_iterations": int(model.num_sinkhorn_iter),
+        "cost_scale": float(model.ot_scale_value),
+        "decoder_points": int(model.num_particles_output),
+        "config": {k: _plain(getattr(model.config, k)) for k in
+                   model.config.__dataclass_fields__ if k not in ("kernel_init", "bias_init")},
+    }
+
+
 def _calls_in_source(name: str) -> list[str]:
     """``file:line`` of every call of ``name`` in the installed package's source."""
     import wassersteinwormhole
@@ -200,7 +289,7 @@ def describe(data_path: str, settings: dict) -> dict:
 
     data = np.load(data_path)
     with contextlib.redirect_stdout(sys.stderr):
-        model, scale_calls = _build(data, settings)
+        model, scale_calls = _build(data, _config(settings), settings["cost_scale"])
         # Its own estimate (what it would have used), with the arguments it passed.
         np.random.seed(settings["seed"])
         own_scale = float(_utils_Processing.get_max_dist_statistic(
@@ -247,8 +336,9 @@ def describe(data_path: str, settings: dict) -> dict:
 
 def main(argv: list[str]) -> int:
     mode = run
-    if argv and argv[0] == "--describe":
-        mode, argv = describe, argv[1:]
+    modes = {"--describe": describe, "--race": race}
+    if argv and argv[0] in modes:
+        mode, argv = modes[argv[0]], argv[1:]
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wormhole.data.clouds import PointClouds
+from wormhole.data.padding import power_of_two_at_least
 from wormhole.data.sketches import quantile_bin_means
 
 __all__ = ["FRAMES", "LEVELS", "FrameBounds", "frame_sketches", "lower_bounds", "random_frames"]
@@ -71,10 +72,6 @@ def _block_bounds(queries: jnp.ndarray, rows: jnp.ndarray) -> jnp.ndarray:
     return jax.lax.map(one, queries)
 
 
-def _padded(count: int) -> int:
-    return 1 << max(0, count - 1).bit_length()
-
-
 class FrameBounds:
     """A collection's frame sketches on the device, in blocks of one compiled shape."""
 
@@ -95,7 +92,7 @@ class FrameBounds:
         count = len(query_sketches)
         queries = np.asarray(query_sketches, np.float32)
         queries = jnp.asarray(np.concatenate(
-            [queries, np.repeat(queries[-1:], _padded(count) - count, 0)]))
+            [queries, np.repeat(queries[-1:], power_of_two_at_least(count) - count, 0)]))
         out = np.empty((count, self.size), np.float64)
         for start, block in self._blocks:
             stop = min(start + _ROW_BLOCK, self.size)

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wormhole.data.padding import power_of_two_at_least
+
 __all__ = ["BACKENDS", "BruteForce", "FaissHNSW", "make_backend"]
 
 BACKENDS = ("brute", "hnsw", "sketch")
@@ -34,7 +36,7 @@ def _block_top_k(queries: jnp.ndarray, rows: jnp.ndarray, rows_sq: jnp.ndarray, 
 
 
 def _padded_count(count: int) -> int:
-    return min(_QUERY_BLOCK, 1 << max(0, count - 1).bit_length())
+    return min(_QUERY_BLOCK, power_of_two_at_least(count))
 
 
 class BruteForce:

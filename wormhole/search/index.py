@@ -14,6 +14,7 @@ lower bounds (:mod:`.bounds`, :mod:`.certified`) until no unsolved cloud can be 
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 from wormhole.data import PointClouds
 from wormhole.data.inputs import as_point_clouds
 from wormhole.data.loaders.files import load_files, save_clouds_npz
+from wormhole.data.padding import bucket_length
 from wormhole.data.sketches import cloud_sketches
 from wormhole.ot import OTSpec, get_kind
 from wormhole.ot.costs import lookup_cost
@@ -165,13 +167,13 @@ class CloudIndex:
         self._check_certifiable()
         if self._bound_sketches is None:
             self._bound_sketches = FrameBounds(frame_sketches(
-                self.model.normalization.apply_to(self.clouds), self._frames()))
+                self.model.normalization.apply_to(self.clouds), self._frames))
         return self
 
     def _certified(self, prepared: PointClouds, k: int, units: str) -> SearchResult:
         self.build_bounds()
         bounds = self._bound_sketches.bounds(
-            frame_sketches(prepared, self._frames())) / self.model.cost_scale
+            frame_sketches(prepared, self._frames)) / self.model.cost_scale
         config = self.model.config
         indices = np.empty((len(prepared), k), np.int64)
         distances = np.empty((len(prepared), k), np.float64)
@@ -200,7 +202,9 @@ class CloudIndex:
         labels = None if self.clouds.labels is None else self.clouds.labels[indices]
         return SearchResult(indices, distances, "exact W2 (certified)", units, labels, solved)
 
+    @functools.cached_property
     def _frames(self) -> np.ndarray:
+        """The orthonormal frames of the certified bounds: one set per index."""
         return random_frames(self.clouds.dim)
 
     def _check_certifiable(self) -> None:
@@ -271,7 +275,7 @@ class CloudIndex:
 
 def _padded_to_bucket(clouds: PointClouds) -> PointClouds:
     """``clouds`` padded to their largest cloud rounded up to a multiple of 64 points."""
-    length = 64 * -(-int(clouds.sizes.max()) // 64)
+    length = bucket_length(int(clouds.sizes.max()), 64, 1 << 30)
     return clouds.pad_to(min(clouds.length, length)).pad_to(length)
 
 
