@@ -30,7 +30,8 @@ import numpy as np
 
 __all__ = ["REPO", "RESULTS", "Run", "code_version", "cpu_seconds", "describe_machine",
            "format_seconds", "interleaved", "load_average", "markdown_table",
-           "package_version", "provenance_lines", "relative_error", "write_result"]
+           "package_version", "provenance_lines", "relative_error", "run_training",
+           "write_result"]
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -226,3 +227,20 @@ def write_result(path: Path, result: dict, title: str, lines: Sequence[str]) -> 
     path.parent.joinpath(path.name + ".md").write_text(text)
     path.parent.joinpath(path.name + ".json").write_text(json.dumps(result, indent=1) + "\n")
     return text
+
+
+def run_training(config: str, overrides: Sequence[str], workdir: Path) -> tuple[float, list[str]]:
+    """``scripts/train.py --config CONFIG --set ...`` as a user runs it, into ``workdir``.
+
+    Returns the whole command's wall seconds and the command; raises with the end of its
+    stderr when training fails.
+    """
+    command = [sys.executable, str(REPO / "scripts" / "train.py"), "--config", config,
+               "--no-progress", *[x for o in [*overrides, f"train.workdir={workdir}"]
+                                  for x in ("--set", o)]]
+    print("== training: " + shlex.join(command[1:]), file=sys.stderr)
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"training failed ({shlex.join(command)}):\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started, command

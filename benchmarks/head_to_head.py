@@ -31,17 +31,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
 import numpy as np  # noqa: E402
 
-from benchmarks._harness import REPO, RESULTS, Run, markdown_table, write_result  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    RESULTS,
+    Run,
+    markdown_table,
+    run_training,
+    write_result,
+)
 from benchmarks._published import ensure_interpreter, run_worker  # noqa: E402
 
 THRESHOLDS = (0.6, 0.9, 0.95)
@@ -98,15 +102,7 @@ def run_ours(config: str, overrides: list[str], workdir: Path, test, first, seco
     from wormhole.checkpoint import CheckpointStore
     from wormhole.config import config_to_dict
 
-    command = [sys.executable, str(REPO / "scripts" / "train.py"), "--config", config,
-               "--no-progress", *[x for o in [*overrides, f"train.workdir={workdir}",
-                                               "checkpoint.keep=100000"] for x in ("--set", o)]]
-    print("== ours: " + " ".join(command), file=sys.stderr)
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall_s = time.perf_counter() - started
-    if done.returncode:
-        raise RuntimeError(f"training failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
+    wall_s, command = run_training(config, [*overrides, "checkpoint.keep=100000"], workdir)
     clock = training_clock(workdir / "metrics.jsonl")
     curve = []
     with CheckpointStore(workdir / "checkpoints", create=False) as store:

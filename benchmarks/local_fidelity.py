@@ -29,16 +29,20 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
 
-from benchmarks._harness import REPO, RESULTS, Run, markdown_table, write_result  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    RESULTS,
+    Run,
+    markdown_table,
+    run_training,
+    write_result,
+)
 
 TARGETS = {"pearson": 0.98, "recall_10": 0.8, "nn_gap": 0.03, "minutes": 15.0}
 
@@ -54,17 +58,6 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     if bad:
         raise SystemExit(f"--variant {text!r}: {bad[0]!r} is not key=value.")
     return name.strip(), overrides
-
-
-def train(config: str, overrides: list[str], workdir: Path) -> float:
-    command = [sys.executable, str(REPO / "scripts" / "train.py"), "--config", config,
-               "--no-progress", *[x for o in [*overrides, f"train.workdir={workdir}"]
-                                  for x in ("--set", o)]]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"training failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
-    return time.perf_counter() - started
 
 
 def measure(workdir: Path, args) -> dict:
@@ -189,7 +182,7 @@ def main(argv=None) -> int:
             workdir = root / name.replace(" ", "_").replace("/", "_")
             if workdir.exists():
                 shutil.rmtree(workdir)
-            seconds = train(args.config, base + overrides, workdir)
+            seconds, _ = run_training(args.config, base + overrides, workdir)
             row = {"name": name, "overrides": overrides, "base_overrides": base,
                    "config": args.config,
                    "data": args.mnist_dir or "the config's data", "train_minutes": seconds / 60,

@@ -1,0 +1,43 @@
+"""benchmarks/table1.py: the paper's Table 1 rows, and data sets that are absent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def _run(tmp_path, *args, env=None):
+    return subprocess.run([sys.executable, str(REPO / "benchmarks" / "table1.py"), *args],
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, **(env or {})})
+
+
+def test_quick_mode_trains_and_scores_each_row_against_its_reference(tmp_path):
+    done = _run(tmp_path, "--quick", "--output", str(tmp_path / "t1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["name"]: r for r in json.loads((tmp_path / "t1.json").read_text())["rows"]}
+    assert set(rows) == {"mnist", "shapes_gw"}
+    # S2 rows are scored against exact W2 (POT); GW has no exact solver: converged GW.
+    assert rows["mnist"]["reference_kind"] == "W2"
+    assert rows["shapes_gw"]["reference_kind"] == "GW"
+    for row in rows.values():
+        assert -1.0 <= row["pearson"] <= 1.0 and 0.0 <= row["accuracy"] <= 1.0
+        assert row["train_minutes"] > 0 and row["num_reference"] == 100
+    text = (tmp_path / "t1.md").read_text()
+    assert "| MNIST | mnist |" in text and "0.98 / 0.98" in text
+
+
+def test_an_absent_data_set_is_reported_as_not_run_with_the_loaders_reason(tmp_path):
+    # No files anywhere the loader looks, and a download that cannot succeed.
+    env = {"WORMHOLE_DATA": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "WORMHOLE_MNIST_URL": (tmp_path / "no-mirror").as_uri()}
+    done = _run(tmp_path, "--datasets", "mnist", "--mnist-dir", str(tmp_path / "none"),
+                "--output", str(tmp_path / "t1"), env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "t1.json").read_text())["rows"]
+    assert "MNIST files not found" in row["skipped"] and str(tmp_path / "none") in row["skipped"]
+    assert "| MNIST | mnist | not run |" in (tmp_path / "t1.md").read_text()
