@@ -60,19 +60,18 @@ _QUICK = ["train.steps=40", "train.eval_every=20", "checkpoint.every=10", "model
 
 
 def agreement(pred, truth) -> dict:
-    from scipy.stats import spearmanr
+    """Pearson and Spearman of predicted distances against the exact ones."""
+    from wormhole.evaluate.metrics import agreement as held_out_agreement
 
-    pred = np.asarray(pred, np.float64)
-    return {"pearson": float(np.corrcoef(pred, truth)[0, 1]),
-            "spearman": float(spearmanr(pred, truth).statistic)}
+    scores = held_out_agreement(np.asarray(pred, np.float64), truth)
+    return {"pearson": scores.pearson, "spearman": scores.spearman}
 
 
 def nn_label_accuracy(test_emb, test_labels, reference_emb, reference_labels) -> float:
-    """Share of held-out clouds whose nearest training reference (mean squared embedding
-    difference, the models' distance) has their label."""
-    d = (np.sum(test_emb ** 2, 1)[:, None] + np.sum(reference_emb ** 2, 1)[None]
-         - 2 * test_emb @ reference_emb.T)
-    return float(np.mean(reference_labels[np.argmin(d, axis=1)] == test_labels))
+    """Share of held-out clouds whose nearest training reference has their label."""
+    from wormhole.evaluate.metrics import nearest_neighbor_accuracy
+
+    return nearest_neighbor_accuracy(test_emb, test_labels, reference_emb, reference_labels)
 
 
 def time_to(curve: list[dict], threshold: float) -> float | None:
