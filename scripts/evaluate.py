@@ -66,6 +66,11 @@ def _summary(report: dict) -> str:
         lines.append(f"held-out classes {held['labels']}: Pearson {held['pearson']:.4f}, "
                      f"Spearman {held['spearman']:.4f}, 1-NN (leave-one-out) "
                      f"{held['nearest_neighbor_leave_one_out']:.4f}")
+        if held.get("held_out_to_seen_pairs"):
+            cross, seen = held["held_out_to_seen_pairs"], held["seen_pairs"]
+            lines.append(f"  held-out to seen pairs: Pearson {cross['pearson']:.4f}, MSE "
+                         f"{cross['stress']:.3g}; seen pairs: Pearson {seen['pearson']:.4f}, "
+                         f"MSE {seen['stress']:.3g}")
     if "stress_analysis" in report:
         s = report["stress_analysis"]
         lines.append(f"stress over {s['num_clouds']} clouds (dim {s['dim']}): lower bound "

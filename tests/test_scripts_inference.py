@@ -199,6 +199,8 @@ def test_evaluate_run_reports_every_section_and_writes_the_plots(run, tmp_path):
     held = report["held_out"]
     assert held["labels"] == ["3"] and held["num_clouds"] >= 2 and "pearson" in held
     assert held["seen_classes_within_class_pairs"]["num_pairs"] == 40
+    assert held["held_out_to_seen_pairs"]["num_pairs"] == held["seen_pairs"]["num_pairs"] == 40
+    assert -1 <= held["held_out_to_seen_pairs"]["pearson"] <= 1
     stress = report["stress_analysis"]
     assert stress["num_clouds"] == 10 and stress["dim"] == 8
     assert stress["lower_bound"] <= stress["optimum"] <= stress["upper_bound"] \

@@ -238,7 +238,12 @@ class _Evaluation:
         return {"num_reference": count, "knn_accuracy": accuracy}
 
     def held_out(self, labels, num_pairs: int) -> None:
-        """The same figures on classes removed from training (``data.exclude_labels``)."""
+        """The same figures on classes removed from training (``data.exclude_labels``).
+
+        Pairs within the held-out classes (against pairs within one seen class), pairs of a
+        held-out and a seen cloud (against pairs of two seen clouds), and leave-one-out 1-NN
+        label accuracy of held-out clouds in the split, all against the training target.
+        """
         mask = np.isin(self.clouds.labels, labels)
         index = np.nonzero(mask)[0]
         if len(index) < 2:
@@ -258,12 +263,25 @@ class _Evaluation:
         seen = self._within_class_pairs(~mask, num_pairs, rng)
         baseline = None if seen is None else agreement(
             self._predicted(*seen), self._ground_truth(*seen)).as_dict()
+        # Where the new class sits among the known ones: pairs of one held-out and one
+        # seen cloud, next to random pairs of seen clouds.
+        cross = seen_pairs = None
+        others = np.nonzero(~mask)[0]
+        if len(others) >= 2:
+            near = others[rng.integers(0, len(others), num_pairs)]
+            far = index[rng.integers(0, len(index), num_pairs)]
+            cross = agreement(self._predicted(far, near), self._ground_truth(far, near))
+            a, b = distinct_random_pairs(rng, len(others), num_pairs)
+            seen_pairs = agreement(self._predicted(others[a], others[b]),
+                                   self._ground_truth(others[a], others[b]))
         # Leave-one-out within the split: do held-out clouds find their own class?
         hits = nearest_neighbor_hits(self.embeddings, self.clouds.labels)
         self.report["held_out"] = {
             "labels": [label_name(v, self.clouds.label_names) for v in labels],
             "num_clouds": len(index), **agreement(predicted, target).as_dict(),
             "seen_classes_within_class_pairs": baseline,
+            "held_out_to_seen_pairs": None if cross is None else cross.as_dict(),
+            "seen_pairs": None if seen_pairs is None else seen_pairs.as_dict(),
             "nearest_neighbor_leave_one_out": float(hits[mask].mean()),
             "nearest_neighbor_leave_one_out_seen": float(hits[~mask].mean())
             if (~mask).any() else None}
