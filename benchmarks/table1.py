@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` 
 from benchmarks._harness import (  # noqa: E402
     RESULTS,
     Run,
+    describe_machine,
     markdown_table,
     run_training,
     write_result,
@@ -92,7 +93,8 @@ def measure(workdir: Path, pairs: int, references: int) -> dict:
                           plots=False, progress=False)
     exact = report.get("pairs_exact") or report["pairs"]
     near = report.get("nearest_neighbor", {})
-    return {"pearson": exact["pearson"], "reference_kind": exact["kind"],
+    return {"pearson": exact["pearson"], "num_pairs": exact["num_pairs"],
+            "reference_kind": exact["kind"],
             "reference_method": exact.get("method", ""),
             "pearson_training_kind": report["pairs"]["pearson"],
             "accuracy": near.get("against_train"), "num_reference": near.get("num_reference"),
@@ -102,12 +104,20 @@ def measure(workdir: Path, pairs: int, references: int) -> dict:
 def merged_rows(previous: Path, rows: list[dict]) -> list[dict]:
     """``rows``, plus the rows of ``previous`` (a table1 JSON) for data sets not in them.
 
-    Rows keep their own command and date, so a table assembled over several invocations
-    says when each row was measured. Order: :data:`DATASETS`'.
+    Rows keep their own command, date and CPU, so a table assembled over several
+    invocations says when and where each row was measured; a kept row trained with the
+    overrides :data:`DATASETS` has now takes its current description. Order:
+    :data:`DATASETS`'.
     """
     names = {r["name"] for r in rows}
-    old = json.loads(previous.read_text())["rows"] if previous.exists() else []
-    kept = [r for r in old if r["name"] not in names]
+    before = json.loads(previous.read_text()) if previous.exists() else {"rows": []}
+    kept = [r for r in before["rows"] if r["name"] not in names]
+    for r in kept:
+        r.setdefault("cpu", before.get("machine", {}).get("cpu"))
+        spec = DATASETS.get(r["name"])
+        trained_as = [o for o in r["overrides"] if not o.startswith("data.path=")]
+        if spec and trained_as == spec["overrides"]:  # the same run: today's description
+            r.update(paper=spec["paper"], scaled=spec["scaled"])
     order = list(DATASETS)
     return sorted(kept + rows, key=lambda r: order.index(r["name"]))
 
@@ -128,16 +138,19 @@ def report_lines(rows: list[dict], args) -> list[str]:
                       f"{_fmt(r['accuracy'])} ({r['num_reference']:,} refs)",
                       f"{r['train_minutes']:.1f}",
                       f"{paper['pearson']} / {paper['accuracy']}", r["step"], r["scaled"]])
+    pairs = sorted({r.get("num_pairs", args.pairs) for r in rows if not r.get("skipped")})
     return [
         f"OT correlation: Pearson of the model's distance against the reference on "
-        f"{args.pairs} random held-out pairs (exact W2^2 by POT for S2 runs; converged entropic "
+        f"{' / '.join(str(n) for n in pairs) or args.pairs} random held-out pairs (exact W2^2 "
+        "by POT for S2 runs; converged entropic "
         f"GW for GW runs). Label accuracy: 1-NN of each held-out cloud among random "
         "training clouds (refs) by the embedding. Train min: the whole "
-        "`scripts/train.py` command on this machine.", "",
+        "`scripts/train.py` command on the CPU its row names.", "",
         *markdown_table(["paper's set", "ours", "OT correlation", "label accuracy",
                          "train min", "paper (corr. / acc.)", "steps", "what was run"], table),
-        "", "Each row's training command, with the start of the invocation that trained it:", "",
-        *[f"- {r['name']} ({r.get('date', 'date not recorded')}"
+        "", "Each row's training command, with the start of the invocation that trained it and its "
+        "CPU:", "",
+        *[f"- {r['name']} ({r.get('date', 'date not recorded')}, {r.get('cpu') or '-'}"
           f"{'; scored again ' + r['rescored'] if r.get('rescored') else ''}): "
           f"`{r['command']}`" for r in rows if not r.get("skipped")],
     ]
@@ -181,7 +194,8 @@ def main(argv=None) -> int:
             if name == "mnist" and args.mnist_dir and not args.quick:
                 overrides.append(f"data.path={args.mnist_dir}")
             row = {"name": name, "config": config, "overrides": overrides,
-                   "paper": spec["paper"], "scaled": spec["scaled"], "date": run.date}
+                   "paper": spec["paper"], "scaled": spec["scaled"], "date": run.date,
+                   "cpu": describe_machine()["cpu"]}
             workdir = Path(args.keep_runs or tmp) / name
             if args.rescore:
                 before = trained.get(name)

@@ -41,3 +41,24 @@ def test_an_absent_data_set_is_reported_as_not_run_with_the_loaders_reason(tmp_p
     (row,) = json.loads((tmp_path / "t1.json").read_text())["rows"]
     assert "MNIST files not found" in row["skipped"] and str(tmp_path / "none") in row["skipped"]
     assert "| MNIST | mnist | not run |" in (tmp_path / "t1.md").read_text()
+
+
+def test_merged_rows_keep_earlier_data_sets_with_their_own_provenance(tmp_path):
+    sys.path.insert(0, str(REPO))
+    from benchmarks.table1 import DATASETS, merged_rows
+
+    spec = DATASETS["fashion_mnist"]
+    earlier = {"machine": {"cpu": "CPU A"}, "rows": [
+        {"name": "shapes_gw", "overrides": ["model.width=8"], "scaled": "old words",
+         "paper": {}, "date": "day 1"},
+        {"name": "fashion_mnist", "overrides": list(spec["overrides"]), "scaled": "old words",
+         "paper": {}, "date": "day 1"},
+        {"name": "mnist", "overrides": [], "date": "day 1"}]}
+    (tmp_path / "t1.json").write_text(json.dumps(earlier))
+    rows = merged_rows(tmp_path / "t1.json", [{"name": "mnist", "date": "day 2", "cpu": "B"}])
+    assert [r["name"] for r in rows] == ["mnist", "fashion_mnist", "shapes_gw"]
+    assert rows[0] == {"name": "mnist", "date": "day 2", "cpu": "B"}  # the new row wins
+    assert all(r["cpu"] == "CPU A" and r["date"] == "day 1" for r in rows[1:])
+    # The same overrides as today: today's description; other overrides: their own.
+    assert rows[1]["scaled"] == spec["scaled"] and rows[2]["scaled"] == "old words"
+    assert merged_rows(tmp_path / "absent.json", rows[:1]) == rows[:1]
