@@ -268,9 +268,9 @@ class _Evaluation:
         cross = seen_pairs = None
         others = np.nonzero(~mask)[0]
         if len(others) >= 2:
-            near = others[rng.integers(0, len(others), num_pairs)]
-            far = index[rng.integers(0, len(index), num_pairs)]
-            cross = agreement(self._predicted(far, near), self._ground_truth(far, near))
+            new = index[rng.integers(0, len(index), num_pairs)]
+            known = others[rng.integers(0, len(others), num_pairs)]
+            cross = agreement(self._predicted(new, known), self._ground_truth(new, known))
             a, b = distinct_random_pairs(rng, len(others), num_pairs)
             seen_pairs = agreement(self._predicted(others[a], others[b]),
                                    self._ground_truth(others[a], others[b]))
