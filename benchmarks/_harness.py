@@ -229,18 +229,39 @@ def write_result(path: Path, result: dict, title: str, lines: Sequence[str]) -> 
     return text
 
 
+def training_command(config: str, overrides: Sequence[str], workdir: Path) -> list[str]:
+    """The ``scripts/train.py`` command line that trains ``config`` with ``overrides``."""
+    return [sys.executable, str(REPO / "scripts" / "train.py"), "--config", config,
+            "--no-progress", *[x for o in [*overrides, f"train.workdir={workdir}"]
+                               for x in ("--set", o)]]
+
+
+TRAINING_RECORD = "benchmark_training.json"
+
+
 def run_training(config: str, overrides: Sequence[str], workdir: Path) -> tuple[float, list[str]]:
     """``scripts/train.py --config CONFIG --set ...`` as a user runs it, into ``workdir``.
 
-    Returns the whole command's wall seconds and the command; raises with the end of its
-    stderr when training fails.
+    Returns the whole command's wall seconds and the command, and records both in
+    ``workdir/benchmark_training.json`` for a later rescore (:func:`recorded_training`);
+    raises with the end of its stderr when training fails.
     """
-    command = [sys.executable, str(REPO / "scripts" / "train.py"), "--config", config,
-               "--no-progress", *[x for o in [*overrides, f"train.workdir={workdir}"]
-                                  for x in ("--set", o)]]
+    command = training_command(config, overrides, workdir)
     print("== training: " + shlex.join(command[1:]), file=sys.stderr)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"training failed ({shlex.join(command)}):\n{done.stderr[-3000:]}")
-    return time.perf_counter() - started, command
+    seconds = time.perf_counter() - started
+    Path(workdir, TRAINING_RECORD).write_text(json.dumps({"seconds": seconds,
+                                                           "command": command}) + "\n")
+    return seconds, command
+
+
+def recorded_training(workdir: Path) -> tuple[float, list[str]] | None:
+    """The wall seconds and command :func:`run_training` recorded in ``workdir``, if any."""
+    path = Path(workdir, TRAINING_RECORD)
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record["seconds"], record["command"]

@@ -10,8 +10,9 @@ from .conftest import REPO
 
 
 def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "held_out_class.py"),
-                           "--quick", "--output", str(tmp_path / "ood")],
+    script = [sys.executable, str(REPO / "benchmarks" / "held_out_class.py"), "--quick",
+              "--keep-run", str(tmp_path / "kept")]
+    done = subprocess.run([*script, "--output", str(tmp_path / "ood")],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "ood.json").read_text())
@@ -24,3 +25,14 @@ def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
     text = (tmp_path / "ood.md").read_text()
     assert "| within 8 |" in text and "| 8 to a seen cloud |" in text
     assert (tmp_path / "ood.agreement.png").read_bytes()[:4] == b"\x89PNG"
+
+    # Scoring the kept run again trains nothing and keeps the recorded training time.
+    again = subprocess.run([*script, "--rescore", "--pairs", "30",
+                            "--output", str(tmp_path / "again")],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "== training" not in again.stderr
+    rescored = json.loads((tmp_path / "again.json").read_text())
+    assert rescored["rescored"] and rescored["train_minutes"] == result["train_minutes"]
+    assert rescored["held_out"]["seen_pairs"]["num_pairs"] == 30
+    assert "later scoring of that run" in (tmp_path / "again.md").read_text()
