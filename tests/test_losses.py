@@ -8,6 +8,7 @@ import pytest
 
 from wormhole.losses import (
     local_stress_loss,
+    log_stress_loss,
     pearson,
     reconstruction_loss,
     scaling_loss,
@@ -34,6 +35,24 @@ def test_local_stress_weighs_pairs_by_inverse_target_and_scales_like_the_stress(
     # Normalised weights: scaling all distances by c scales the loss by c^2, as the stress.
     scaled = local_stress_loss(3.0 * distances, 3.0 * targets)
     assert float(scaled) == pytest.approx(9.0 * expected, rel=1e-5)
+
+
+def test_log_stress_is_the_squared_log_ratio_in_the_stress_units():
+    targets = jnp.array([1.0, 10.0, 4.0])
+    distances = jnp.array([2.0, 20.0, 4.0])  # the first two off by the same factor
+    c = 0.1 * 5.0
+    ratios = np.log(np.array(distances) + c) - np.log(np.array(targets) + c)
+    expected = 25.0 * np.mean(ratios ** 2)
+    assert float(log_stress_loss(distances, targets)) == pytest.approx(expected, rel=1e-6)
+    assert float(log_stress_loss(targets, targets)) == 0.0
+    # Scaling all distances by 3 scales the loss by 9, as the stress.
+    scaled = log_stress_loss(3.0 * distances, 3.0 * targets)
+    assert float(scaled) == pytest.approx(9.0 * expected, rel=1e-5)
+    # Off by one factor, the near pair costs about as much as the far one (not 81x less,
+    # as under the plain stress): only the offset c tells them apart.
+    near = log_stress_loss(jnp.array([2.0, 10.0]), jnp.array([1.0, 10.0]))
+    far = log_stress_loss(jnp.array([1.0, 20.0]), jnp.array([1.0, 10.0]))
+    assert 0.4 < float(near) / float(far) < 1.0
 
 
 def test_reconstruction_is_mean_distance():

@@ -144,8 +144,13 @@ class LossConfig:
     local_stress: float = option(0.0, min=0.0,
                                  doc="stress weighted by 1 / (target + local_offset x batch "
                                      "mean target): values near neighbours")
+    log_stress: float = option(0.0, min=0.0,
+                               doc="squared log-ratio of embedding distance to target, times "
+                                   "the squared batch mean target: a relative error that "
+                                   "values near neighbours more than local_stress does")
     local_offset: float = option(0.1, min=0.0, min_exclusive=True,
-                                 doc="keeps local_stress weights finite for near-equal clouds")
+                                 doc="keeps local_stress and log_stress finite for near-equal "
+                                     "clouds (times the batch mean target)")
     reconstruction: float = option(0.1, min=0.0)
     translation: float = option(0.0, min=0.0, doc="translation-invariance regulariser")
     scaling: float = option(0.0, min=0.0, doc="scaling-equivariance regulariser")

@@ -21,6 +21,7 @@ __all__ = [
     "LOSS_TERMS",
     "StepArrays",
     "local_stress_loss",
+    "log_stress_loss",
     "pearson",
     "reconstruction_loss",
     "scaling_loss",
@@ -46,6 +47,22 @@ def local_stress_loss(embedding_distances: jnp.ndarray, ot_distances: jnp.ndarra
     weights = 1.0 / (ot_distances + offset * jnp.mean(ot_distances))
     weights = weights / jnp.mean(weights)
     return jnp.mean(weights * jnp.square(embedding_distances - ot_distances))
+
+
+def log_stress_loss(embedding_distances: jnp.ndarray, ot_distances: jnp.ndarray,
+                    offset: float = 0.1) -> jnp.ndarray:
+    """Squared log-ratio of embedding distance to target, in the stress's units.
+
+    ``mean(t)^2 * mean((log(d_p + c) - log(t_p + c))^2)`` over the pairs ``[P]`` with
+    ``c = offset * mean(t)``: a relative error, so a pair of near neighbours counts as much as
+    a distant pair off by the same factor (about ``(d - t)^2 / t^2`` where the plain stress
+    has ``(d - t)^2``). The ``mean(t)^2`` factor gives it the stress's units and scaling, so
+    that weights of the two compare; ``c`` keeps near-identical clouds finite.
+    """
+    scale = jnp.mean(ot_distances)
+    shift = jnp.maximum(offset * scale, 1e-12)
+    ratio = jnp.log(embedding_distances + shift) - jnp.log(ot_distances + shift)
+    return jnp.square(scale) * jnp.mean(jnp.square(ratio))
 
 
 def reconstruction_loss(reconstruction_distances: jnp.ndarray) -> jnp.ndarray:
@@ -126,6 +143,11 @@ def _local_stress_term(step: StepArrays):
                              step.settings.local_offset), {}
 
 
+def _log_stress_term(step: StepArrays):
+    return log_stress_loss(step.distances, jax.lax.stop_gradient(step.targets.values),
+                           step.settings.local_offset), {}
+
+
 def _reconstruction_term(step: StepArrays):
     decoded = step.decode(step.params, step.embeddings)
     uniform = jnp.full(decoded.shape[:2], 1.0 / decoded.shape[1])
@@ -151,6 +173,7 @@ def _scaling_term(step: StepArrays):
 LOSS_TERMS: dict[str, Callable[[StepArrays], tuple[jnp.ndarray, dict]]] = {
     "stress": _stress_term,
     "local_stress": _local_stress_term,
+    "log_stress": _log_stress_term,
     "reconstruction": _reconstruction_term,
     "translation": _translation_term,
     "scaling": _scaling_term,
