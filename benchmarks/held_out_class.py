@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 import tempfile
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
         result = {**run.finish(), "name": output.name if output else "", "config": config,
                   "overrides": overrides, "rescored": args.rescore,
                   "train_minutes": None if seconds is None else seconds / 60,
-                  "train_command": " ".join(command[1:]),
+                  "train_command": shlex.join(command[1:]),
                   "paper": PAPER, **figures}
         if output is None:
             print(json.dumps(result, indent=1, default=str))
