@@ -145,6 +145,17 @@ def report_lines(rows: list[dict], args) -> list[str]:
     return lines
 
 
+def _write(output: str, run: Run, old: list, rows: list, args) -> None:
+    """The result file: this run's rows after the kept ones of other names."""
+    names = {r["name"] for r in rows}
+    if any(r.get("plots") for r in rows):  # the plot files now show this run's variant
+        old = [{k: v for k, v in r.items() if k != "plots"} for r in old]
+    rows = [r for r in old if r["name"] not in names] + rows
+    result = {**run.finish(), "targets": TARGETS, "rows": rows}
+    write_result(Path(output), result, "Local fidelity: OT neighbourhoods in the embedding",
+                 report_lines(rows, args))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -200,15 +211,9 @@ def main(argv=None) -> int:
             print(json.dumps({k: row[k] for k in ("name", "train_minutes", "pearson", "recall",
                                                   "nn_embedding", "nn_exact", "verdicts")}))
             rows.append(row)
-    names = {r["name"] for r in rows}
-    if any(r.get("plots") for r in rows):  # the plot files now show this run's variant
-        old = [{k: v for k, v in r.items() if k != "plots"} for r in old]
-    rows = [r for r in old if r["name"] not in names] + rows
-    if output:
-        result = {**run.finish(), "targets": TARGETS, "rows": rows}
-        write_result(Path(output), result, "Local fidelity: OT neighbourhoods in the embedding",
-                     report_lines(rows, args))
-    else:
+            if output:  # after every variant, so that a cut-off run keeps what it measured
+                _write(output, run, old, rows, args)
+    if not output:
         print(json.dumps({"rows": [{k: v for k, v in r.items() if k != "barycenters"}
                                    for r in rows]}, default=str))
     return 0
