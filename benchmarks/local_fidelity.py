@@ -40,6 +40,7 @@ from benchmarks._harness import (  # noqa: E402
     RESULTS,
     Run,
     markdown_table,
+    recorded_training,
     run_training,
     write_result,
 )
@@ -172,10 +173,15 @@ def main(argv=None) -> int:
     parser.add_argument("--append", action="store_true",
                         help="keep the rows already in the result file")
     parser.add_argument("--keep-runs", default=None, help="keep the trained runs here")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the variants' runs kept in --keep-runs again instead of "
+                             "training (their recorded training time is kept)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     variants = [parse_variant(v) for v in args.variant] or [("as shipped", [])]
+    if args.rescore and not args.keep_runs:
+        parser.error("--rescore needs --keep-runs")
     base = [f"data.path={args.mnist_dir}"] if args.mnist_dir else []
     if args.quick:
         args.config, base = "digits.yaml", list(_QUICK_SETTINGS)
@@ -191,9 +197,15 @@ def main(argv=None) -> int:
         root = Path(args.keep_runs or tmp)
         for name, overrides in variants:
             workdir = root / name.replace(" ", "_").replace("/", "_")
-            if workdir.exists():
-                shutil.rmtree(workdir)
-            seconds, _ = run_training(args.config, base + overrides, workdir)
+            if args.rescore:
+                recorded = recorded_training(workdir)
+                if recorded is None:
+                    parser.error(f"--rescore: no finished run of {name!r} in {workdir}")
+                seconds = recorded[0]
+            else:
+                if workdir.exists():
+                    shutil.rmtree(workdir)
+                seconds, _ = run_training(args.config, base + overrides, workdir)
             row = {"name": name, "overrides": overrides, "base_overrides": base,
                    "config": args.config,
                    "data": args.mnist_dir or "the config's data", "train_minutes": seconds / 60,

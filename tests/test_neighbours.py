@@ -88,3 +88,18 @@ def test_local_fidelity_benchmark_quick_mode_reports_every_target(tmp_path):
     assert row["barycenter_classes"] >= 2 and (tmp_path / "fidelity.barycenters.png").is_file()
     text = (tmp_path / "fidelity.md").read_text()
     assert "| weighted | loss.local_stress=1.0 |" in text and "## Targets" in text
+
+
+def test_local_fidelity_rescore_names_the_variant_without_a_kept_run(tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "local_fidelity.py"),
+                           "--quick", "--rescore", "--keep-runs", str(tmp_path / "none"),
+                           "--output", str(tmp_path / "f"), "--variant", "weighted: a.b=1"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no finished run of 'weighted'" in done.stderr and "== training" not in done.stderr
+    assert not (tmp_path / "f.json").exists()
