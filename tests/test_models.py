@@ -13,8 +13,9 @@ from wormhole.models import ModelSpec, WormholeModel, build_model, embedding_dis
 SMALL = dict(emb_dim=16, width=32, num_layers=2, num_heads=4, mlp_dim=64, decoder_layers=1)
 
 
-def _model(encoder: str, decoder_points: int = 0, pooling: str = "mean") -> tuple:
-    cfg = ModelConfig(encoder=encoder, pooling=pooling, **SMALL)
+def _model(encoder: str, decoder_points: int = 0, pooling: str = "mean",
+           **extra) -> tuple:
+    cfg = ModelConfig(encoder=encoder, pooling=pooling, **SMALL, **extra)
     model = build_model(cfg, ModelSpec(2, decoder_points, (0.0, -1.0), (1.0, 2.0)))
     x = jnp.zeros((1, 5, 2))
     w = jnp.full((1, 5), 0.2)
@@ -27,8 +28,11 @@ def _encode(model, params, x, w):
                                   method=WormholeModel.encode))
 
 
-@pytest.fixture(scope="module", params=["transformer", "deepsets"])
+# "fourier": the transformer lifting points through learned Fourier features.
+@pytest.fixture(scope="module", params=["transformer", "deepsets", "fourier"])
 def encoder(request):
+    if request.param == "fourier":
+        return _model("transformer", fourier_features=8, fourier_scale=3.0)
     return _model(request.param)
 
 
@@ -120,3 +124,12 @@ def test_embedding_distances():
     np.testing.assert_allclose(embedding_distance(a, b, "euclidean"), [3.0], rtol=1e-6)
     with pytest.raises(ValueError, match="Unknown embedding distance"):
         embedding_distance(a, b, "cosine")
+
+
+def test_fourier_lift_learns_its_frequencies_at_the_given_scale():
+    model, params = _model("transformer", fourier_features=256, fourier_scale=3.0)
+    lift = params["encoder"]["fourier"]
+    assert lift["frequencies"]["kernel"].shape == (2, 256)
+    assert lift["lift"]["kernel"].shape == (2 * 256 + 2, SMALL["width"])
+    assert "lift" not in params["encoder"]  # the linear lift is replaced, not kept beside it
+    assert np.std(np.asarray(lift["frequencies"]["kernel"])) == pytest.approx(3.0, rel=0.15)

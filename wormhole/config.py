@@ -90,6 +90,11 @@ class ModelConfig:
     mlp_dim: int = option(512, min=1,
                         doc="hidden size of each block's MLP; DeepSets: of phi and rho")
     dropout: float = option(0.0, min=0.0, max=0.9)
+    fourier_features: int = option(0, min=0, doc="transformer: lift points through this many "
+                                   "learned Fourier features (0: a linear lift)")
+    fourier_scale: float = option(1.0, min=0.0, min_exclusive=True,
+                                  doc="initial std of the Fourier frequencies, in cycles per "
+                                      "unit of the normalised coordinates")
     pooling: str = option("mean", choices=("mean", "sum"), doc="DeepSets pooling")
     phi_sizes: list[int] | None = option(None, doc="DeepSets: widths of phi's layers "
                                                    "(None: num_layers x mlp_dim)")

@@ -71,7 +71,8 @@ class WormholeModel(nn.Module):
         dtype = jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
         if cfg.encoder == "transformer":
             self.encoder = TransformerEncoder(cfg.emb_dim, cfg.width, cfg.num_layers,
-                                              cfg.num_heads, cfg.mlp_dim, cfg.dropout, dtype)
+                                              cfg.num_heads, cfg.mlp_dim, cfg.dropout, dtype,
+                                              cfg.fourier_features, cfg.fourier_scale)
         else:
             self.encoder = DeepSetsEncoder(
                 cfg.emb_dim, cfg.mlp_dim, cfg.num_layers, cfg.pooling, dtype,

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from wormhole.models.attention import WeightedSelfAttention
 
-__all__ = ["MLP", "TransformerBlock", "TransformerEncoder", "weighted_mean"]
+__all__ = ["MLP", "FourierLift", "TransformerBlock", "TransformerEncoder", "weighted_mean"]
 
 
 def weighted_mean(h: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
@@ -33,6 +33,33 @@ class MLP(nn.Module):
         return nn.Dense(self.out or x.shape[-1], dtype=self.dtype)(y)
 
 
+class FourierLift(nn.Module):
+    """Coordinates ``[..., d]`` to ``width`` tokens through learned Fourier features.
+
+    ``[sin(2 pi x W + b), cos(2 pi x W + b), x]`` with ``features`` frequencies ``W [d, F]``
+    drawn from ``N(0, scale^2)`` (cycles per unit of the normalised coordinates) and trained,
+    then a dense layer to ``width``. A linear lift makes every first-layer token an affine
+    function of its point, so fine spatial structure must be built by attention alone; the
+    features give the first layer a multi-scale view of where each point is (Tancik et al.,
+    2020, "Fourier features let networks learn high frequency functions in low dimensional
+    domains").
+    """
+
+    features: int
+    scale: float
+    width: int
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, points: jnp.ndarray) -> jnp.ndarray:
+        init = nn.initializers.normal(stddev=self.scale)
+        phase = 2.0 * jnp.pi * nn.Dense(self.features, kernel_init=init, dtype=self.dtype,
+                                        name="frequencies")(points)
+        feats = jnp.concatenate([jnp.sin(phase), jnp.cos(phase), points.astype(phase.dtype)],
+                                axis=-1)
+        return nn.Dense(self.width, dtype=self.dtype, name="lift")(feats)
+
+
 class TransformerBlock(nn.Module):
     """``x + attn(LN(x))`` then ``x + mlp(LN(x))``; ``weights=None`` attends uniformly."""
 
@@ -56,8 +83,9 @@ class TransformerBlock(nn.Module):
 class TransformerEncoder(nn.Module):
     """Weighted point set ``[B, n, d]`` to one embedding ``[B, emb_dim]``.
 
-    Points are lifted to ``width`` tokens (no positional encoding: the output is invariant to
-    the order of points), pass through pre-norm blocks whose attention ignores padding and
+    Points are lifted to ``width`` tokens, linearly or with ``fourier_features`` learned
+    Fourier features (:class:`FourierLift`; no positional encoding: the output is invariant
+    to the order of points), pass through pre-norm blocks whose attention ignores padding and
     weighs keys by mass, and are pooled by their weighted mean before a projection head.
     """
 
@@ -68,11 +96,17 @@ class TransformerEncoder(nn.Module):
     mlp_dim: int
     dropout: float = 0.0
     dtype: jnp.dtype = jnp.float32
+    fourier_features: int = 0
+    fourier_scale: float = 1.0
 
     @nn.compact
     def __call__(self, points: jnp.ndarray, weights: jnp.ndarray,
                  deterministic: bool = True) -> jnp.ndarray:
-        x = nn.Dense(self.width, dtype=self.dtype, name="lift")(points)
+        if self.fourier_features:
+            x = FourierLift(self.fourier_features, self.fourier_scale, self.width, self.dtype,
+                            name="fourier")(points)
+        else:
+            x = nn.Dense(self.width, dtype=self.dtype, name="lift")(points)
         for i in range(self.num_layers):
             x = TransformerBlock(self.num_heads, self.mlp_dim, self.dropout, self.dtype,
                                  name=f"block{i}")(x, weights, deterministic)
