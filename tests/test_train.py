@@ -9,6 +9,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import wormhole
@@ -359,3 +360,22 @@ def test_train_script_runs_and_resumes(tmp_path):
     bad = subprocess.run(cmd + ["--set", "ot.knd=W2"], capture_output=True, text=True,
                          cwd=tmp_path)
     assert bad.returncode == 1 and "Did you mean 'kind'" in bad.stderr
+
+
+def test_updates_per_batch_reuse_the_targets_and_count_as_one_step(tmp_path, tiny_data):
+    def run(name, updates):
+        config = tiny(tmp_path / name, train={"steps": 20, "log_every": 5, "eval_every": 20,
+                                              "updates_per_batch": updates},
+                      checkpoint={"enabled": False})
+        return train_and_evaluate(config, tiny_data, progress=False)
+
+    once, thrice = run("once", 1), run("thrice", 3)
+    assert int(thrice.state.step) == 20
+    adam = [s for s in jax.tree.leaves(thrice.state.opt_state, is_leaf=lambda x: isinstance(
+        x, optax.ScaleByAdamState)) if isinstance(s, optax.ScaleByAdamState)]
+    assert [int(s.count) for s in adam] == [60]  # three optimiser updates per step
+    logs = [[r for r in out.history if "stress" in r] for out in (once, thrice)]
+    # The schedule is read per step, so both runs log the same learning rates ...
+    assert [r["learning_rate"] for r in logs[0]] == [r["learning_rate"] for r in logs[1]]
+    # ... and three updates on each batch's targets fit the later batches better.
+    assert logs[1][-1]["stress"] < 0.85 * logs[0][-1]["stress"], (logs[0][-1], logs[1][-1])

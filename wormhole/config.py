@@ -203,6 +203,10 @@ class TrainConfig:
     grad_clip: float | None = option(1.0, min=0.0, min_exclusive=True)
     weight_decay: float = option(0.0, min=0.0)
     seed: int = option(0)
+    updates_per_batch: int = option(1, min=1,
+                                    doc="optimiser updates on each batch's OT targets (the "
+                                        "in-batch solves dominate a step; k > 1 reuses them "
+                                        "for k updates, at the learning rate of the step)")
     neighbour_batches: float = option(0.0, min=0.0, max=1.0,
                                       doc="fraction of each batch drawn as groups of near "
                                           "neighbours (an anchor and its nearest clouds by "

@@ -126,9 +126,15 @@ def learning_rate_schedule(cfg: TrainConfig) -> optax.Schedule:
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    """AdamW on :func:`learning_rate_schedule`, after global-norm gradient clipping."""
+    """AdamW on :func:`learning_rate_schedule`, after global-norm gradient clipping.
+
+    The schedule is read per step: the ``train.updates_per_batch`` updates of one step share
+    its learning rate.
+    """
     parts = [optax.clip_by_global_norm(cfg.grad_clip)] if cfg.grad_clip else []
-    parts.append(optax.adamw(learning_rate_schedule(cfg), weight_decay=cfg.weight_decay))
+    schedule, per_step = learning_rate_schedule(cfg), cfg.updates_per_batch
+    rate = schedule if per_step == 1 else (lambda count: schedule(count // per_step))
+    parts.append(optax.adamw(rate, weight_decay=cfg.weight_decay))
     return optax.chain(*parts)
 
 
@@ -235,12 +241,14 @@ def device_batch(clouds: PointClouds, step: int, batch_size: int, seed: int, buc
 
 def make_train_step(model: WormholeModel, target_spec: OTSpec,
                     reconstruction_spec: OTSpec | None, loss: LossConfig,
-                    distance_kind: str, rotate: bool) -> Callable:
+                    distance_kind: str, rotate: bool, updates: int = 1) -> Callable:
     """The pure step ``(state, batch) -> (state, metrics)``; jit it with the state donated.
 
-    Metrics hold each loss term, ``batch_pearson``, ``target_hit_cap``, ``grad_norm`` and
-    ``params_finite`` (1 when every updated parameter is finite), which the divergence rule
-    reads before anything of the step is saved.
+    The batch's OT targets are solved once and serve ``updates`` optimiser updates (each
+    with its own dropout draw); ``state.step`` counts steps, not updates. Metrics hold each
+    loss term, ``batch_pearson``, ``target_hit_cap`` and ``grad_norm`` of the step's first
+    update (the fresh batch), and ``params_finite`` (1 when every parameter after the last
+    update is finite), which the divergence rule reads before anything of the step is saved.
     """
     # The input clouds' self terms of the reconstruction divergence are the targets' own
     # when both use the same distance: solve them once.
@@ -260,18 +268,18 @@ def make_train_step(model: WormholeModel, target_spec: OTSpec,
             pairwise_distances(points, mass, target_spec, validate=False))
         first, second = np.triu_indices(size, 1)
 
-        def encode(params, x):
-            return model.apply({"params": params}, x, mass, deterministic=False,
-                               method=WormholeModel.encode, rngs={"dropout": k_drop})
-
-        def decode(params, emb):
-            return model.apply({"params": params}, emb, deterministic=False,
-                               method=WormholeModel.decode, rngs={"dropout": k_drop})
-
         def pair_distances(emb):
             return embedding_distance(emb[first], emb[second], distance_kind)
 
-        def loss_fn(params):
+        def loss_fn(params, drop_key):
+            def encode(params, x):
+                return model.apply({"params": params}, x, mass, deterministic=False,
+                                   method=WormholeModel.encode, rngs={"dropout": drop_key})
+
+            def decode(params, emb):
+                return model.apply({"params": params}, emb, deterministic=False,
+                                   method=WormholeModel.decode, rngs={"dropout": drop_key})
+
             emb = encode(params, points)
             arrays = StepArrays(params, points, mass, targets, pair_distances(emb), emb,
                                 {"shift": k_shift, "scale": k_scale}, encode, decode,
@@ -284,9 +292,19 @@ def make_train_step(model: WormholeModel, target_spec: OTSpec,
             total = sum(weights[name] * value for name, value in terms.items())
             return total, (terms, extra, arrays.distances)
 
-        (total, (terms, extra, dist)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params)
-        state = state.apply_gradients(grads=grads)
+        def update(params, opt_state, drop_key):
+            (total, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, drop_key)
+            changes, opt_state = state.tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, changes), opt_state, total, aux, grads
+
+        params, opt_state, total, (terms, extra, dist), grads = update(
+            state.params, state.opt_state, k_drop)
+        if updates > 1:  # the same targets again: no OT solve, only the network's passes
+            def again(i, carry):
+                return update(*carry, jax.random.fold_in(k_drop, i))[:2]
+
+            params, opt_state = jax.lax.fori_loop(1, updates, again, (params, opt_state))
+        state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf))
                                     for leaf in jax.tree.leaves(state.params)]))
         metrics = {"loss": total, **terms, **extra,
@@ -402,7 +420,8 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
     meta = RunMeta(config_to_dict(config), dataset.normalization.to_dict(), cost_scale,
                    spec.to_dict(), record)
     step_fn = jax.jit(make_train_step(model, target_spec, rec_spec, config.loss,
-                                      config.model.embedding_distance, config.data.rotate),
+                                      config.model.embedding_distance, config.data.rotate,
+                                      cfg.updates_per_batch),
                       in_shardings=(state_layout, sharding),
                       out_shardings=(state_layout, parallel.replicated(mesh)),
                       donate_argnums=0)
