@@ -10,7 +10,9 @@ of it exact OT for the evaluation). This probe trains each variant for ``--steps
 many training clouds, solved once and cached in ``--cache``: Pearson over all pairs of the
 subset, recall@1/10/50 of the exact neighbours among the embedding's, and leave-one-out 1-NN
 label accuracy by the embedding and by exact W2. Held-out figures close to the training ones
-say the model underfits rather than overfits. ``--append`` keeps earlier rows of other names.
+say the model underfits rather than overfits. ``--ceiling`` adds what points fitted directly to
+the held-out matrix reach (no encoder): the best a Euclidean embedding of the same dimension
+could do. ``--append`` keeps earlier rows of other names.
 """
 
 from __future__ import annotations
@@ -66,7 +68,6 @@ def exact_matrices(config, count: int, cache: Path) -> dict:
 def score(workdir: Path, matrices: dict) -> dict:
     """Agreement of a trained run's embedding with the cached exact matrices."""
     import wormhole
-    from wormhole.evaluate.neighbours import knn_label_accuracy, nearest_indices, recall_at_k
 
     model = wormhole.load(workdir)
     row = {}
@@ -74,16 +75,73 @@ def score(workdir: Path, matrices: dict) -> dict:
         clouds = _subset(model.config, split, len(exact))
         predicted = np.asarray(model.embedding_distance_matrix(model.encode(clouds)),
                                np.float64)
-        upper = np.triu_indices(len(exact), 1)
-        row[split] = {
-            "pearson": float(np.corrcoef(predicted[upper], exact[upper])[0, 1]),
-            "recall": {str(k): recall_at_k(nearest_indices(predicted, k),
-                                           nearest_indices(exact, k)) for k in (1, 10, 50)
-                       if k < len(exact) - 1},
-            "nn_embedding": knn_label_accuracy(predicted, labels, 1),
-            "nn_exact": knn_label_accuracy(exact, labels, 1),
-        }
+        row[split] = _agreement(predicted, exact, labels)
     return row
+
+
+def _agreement(predicted: np.ndarray, exact: np.ndarray, labels: np.ndarray) -> dict:
+    from wormhole.evaluate.neighbours import knn_label_accuracy, nearest_indices, recall_at_k
+
+    upper = np.triu_indices(len(exact), 1)
+    return {
+        "pearson": float(np.corrcoef(predicted[upper], exact[upper])[0, 1]),
+        "recall": {str(k): recall_at_k(nearest_indices(predicted, k),
+                                       nearest_indices(exact, k)) for k in (1, 10, 50)
+                   if k < len(exact) - 1},
+        "nn_embedding": knn_label_accuracy(predicted, labels, 1),
+        "nn_exact": knn_label_accuracy(exact, labels, 1),
+    }
+
+
+def free_fit(exact: np.ndarray, dim: int, offset: float, steps: int = 2000) -> np.ndarray:
+    """Points ``[N, dim]`` fitted directly to an exact matrix (no encoder): classical MDS,
+    then Adam on the stress plus the log-ratio term of ``wormhole.losses``, all pairs at
+    once. What a ``dim``-D Euclidean embedding of these clouds can reach at best."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from wormhole.evaluate.stress import classical_mds
+    from wormhole.losses import log_stress_loss, stress_loss
+
+    target = exact / exact.mean()
+    start = classical_mds(target, dim)
+    upper = np.triu_indices(len(exact), 1)
+    goal = jnp.asarray(target[upper])
+
+    def loss(points):
+        squared = jnp.sum(points * points, axis=1)
+        dist = jnp.maximum(squared[:, None] + squared[None] - 2 * points @ points.T, 0.0)
+        return stress_loss(dist[upper], goal) + log_stress_loss(dist[upper], goal, offset)
+
+    opt = optax.adam(1e-2)
+
+    @jax.jit
+    def step(points, state):
+        grads = jax.grad(loss)(points)
+        changes, state = opt.update(grads, state)
+        return optax.apply_updates(points, changes), state
+
+    points = jnp.asarray(start, jnp.float32)
+    state = opt.init(points)
+    for _ in range(steps):
+        points, state = step(points, state)
+    return np.asarray(points, np.float64)
+
+
+def ceiling_rows(matrices: dict, dim: int, offset: float) -> list[dict]:
+    """Classical MDS and the direct fit, scored like a trained run on held-out clouds."""
+    from wormhole.evaluate.stress import classical_mds
+
+    exact, labels = matrices["test"]
+    rows = []
+    for name, points in [(f"classical MDS, {dim}-D", classical_mds(exact, dim)),
+                         (f"direct fit, {dim}-D (stress + log-ratio)",
+                          free_fit(exact, dim, offset))]:
+        squared = np.sum(points * points, axis=1)
+        predicted = squared[:, None] + squared[None] - 2 * points @ points.T
+        rows.append({"name": name, **_agreement(predicted, exact, labels)})
+    return rows
 
 
 def report_lines(rows: list[dict], args) -> list[str]:
@@ -109,6 +167,20 @@ def report_lines(rows: list[dict], args) -> list[str]:
     ]
 
 
+def ceiling_lines(ceiling: list[dict]) -> list[str]:
+    if not ceiling:
+        return []
+    return ["", "## What a Euclidean embedding of the same held-out clouds can reach", "",
+            "No encoder: points fitted to the held-out exact matrix itself (`--ceiling`), "
+            "scored the same way.", "",
+            *markdown_table(["fit", "Pearson", "recall@1/10/50", "1-NN emb / exact"],
+                            [[r["name"], f"{r['pearson']:.3f}",
+                              "/".join("-" if k not in r["recall"] else f"{r['recall'][k]:.2f}"
+                                       for k in ("1", "10", "50")),
+                              f"{r['nn_embedding']:.3f} / {r['nn_exact']:.3f}"]
+                             for r in ceiling])]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,6 +194,8 @@ def main(argv=None) -> int:
                                                "neighbour_probe"))
     parser.add_argument("--keep-runs", default=None)
     parser.add_argument("--append", action="store_true")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also fit points directly to the held-out exact matrix")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
@@ -134,9 +208,13 @@ def main(argv=None) -> int:
     output = args.output or (None if args.quick else str(RESULTS / "neighbour_probe"))
     run = Run.start(__file__, argv)
     matrices = exact_matrices(load_config(args.config, base), args.clouds, Path(args.cache))
+    config = load_config(args.config, base)
+    ceiling = ceiling_rows(matrices, config.model.emb_dim, config.loss.local_offset) \
+        if args.ceiling else []
     old = []
     if args.append and output and Path(output + ".json").is_file():
-        old = json.loads(Path(output + ".json").read_text()).get("rows", [])
+        previous = json.loads(Path(output + ".json").read_text())
+        old, ceiling = previous.get("rows", []), ceiling or previous.get("ceiling", [])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep_runs or tmp)
@@ -153,9 +231,9 @@ def main(argv=None) -> int:
             if output:
                 names = {r["name"] for r in rows}
                 kept = [r for r in old if r["name"] not in names] + rows
-                write_result(Path(output), {**run.finish(), "rows": kept},
+                write_result(Path(output), {**run.finish(), "rows": kept, "ceiling": ceiling},
                              "Neighbourhood probe: short runs of training variants",
-                             report_lines(kept, args))
+                             report_lines(kept, args) + ceiling_lines(ceiling))
     return 0
 
 
