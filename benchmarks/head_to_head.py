@@ -236,8 +236,9 @@ def report(result: dict) -> list[str]:
     lines += ["", "Where the package has no such setting, the matched side differs from ours: "
               "one width for encoder, embedding and decoder (ours: `model.width` and "
               "`model.emb_dim`), a decoder as deep as the encoder (ours: "
-              "`model.decoder_layers`), no `local_stress` or `log_stress` term, a learning "
-              "rate decayed 0.99 every 2000 steps (ours: warm-up then cosine), and Sinkhorn "
+              "`model.decoder_layers`), no `local_stress` or `log_stress` term, one update per "
+              "batch (ours: `train.updates_per_batch`), a learning rate decayed 0.99 every "
+              "2000 steps (ours: warm-up then cosine), and Sinkhorn "
               "solves that always run the iteration cap (ours stop at `ot.threshold`).", "",
               "## Held-out Pearson against exact W2^2 over training time", "",
               f"![curves]({result['plot']})" if result.get("plot") else "(no plot)", ""]
@@ -364,8 +365,10 @@ def main(argv=None) -> int:
                        f"{o.decoder_epsilon or 'the same'}), "
                        f"threshold {o.threshold}, cap {o.max_iterations}",
             "loss": f"stress {loss.stress}, local_stress {loss.local_stress}, "
-                    f"log_stress {loss.log_stress}, reconstruction {loss.reconstruction}",
-            "train": f"{t.steps} steps, batch {t.batch_size}, learning rate "
+                    f"log_stress {loss.log_stress} (offset {loss.local_offset}), "
+                    f"reconstruction {loss.reconstruction}",
+            "train": f"{t.steps} steps of {t.updates_per_batch} update(s) each, batch "
+                     f"{t.batch_size}, learning rate "
                      f"{t.learning_rate} ({t.schedule}, warm-up {t.warmup_steps}), "
                      f"train.mesh.cpu_devices {t.mesh.cpu_devices} (0: JAX's default, one)",
         },
