@@ -175,7 +175,8 @@ def run_ours(train: PointClouds, test: PointClouds, first, second, settings: dic
     target_spec = OTSpec.from_config(config.ot, cost_scale=settings["cost_scale"])
     rec_spec = OTSpec.from_config(config.ot, cost_scale=settings["cost_scale"], decoder=True)
     step_fn = jax.jit(make_train_step(model, target_spec, rec_spec, config.loss,
-                                      config.model.embedding_distance, config.data.rotate),
+                                      config.model.embedding_distance, config.data.rotate,
+                                      cfg.updates_per_batch),
                       donate_argnums=0)
     tx = make_optimizer(cfg)
 
@@ -255,7 +256,8 @@ def profile_ours(model, config, target_spec, tx, batch, steps: int,
     targets = jax.jit(lambda p, w: pairwise_distances(p, w, target_spec).values)
     without_decoder = jax.jit(make_train_step(
         model, target_spec, None, replace(config.loss, reconstruction=0.0),
-        config.model.embedding_distance, False), donate_argnums=0)
+        config.model.embedding_distance, False, config.train.updates_per_batch),
+        donate_argnums=0)
     state = create_train_state(model, tx, PointClouds.from_padded(
         np.asarray(chosen[0].points), np.asarray(chosen[0].weights)), 0)
 
