@@ -72,25 +72,23 @@ def score(workdir: Path, matrices: dict) -> dict:
     model = wormhole.load(workdir)
     row = {}
     for split, (exact, labels) in matrices.items():
-        clouds = _subset(model.config, split, len(exact))
-        predicted = np.asarray(model.embedding_distance_matrix(model.encode(clouds)),
-                               np.float64)
-        row[split] = _agreement(predicted, exact, labels)
+        embeddings = model.encode(_subset(model.config, split, len(exact)))
+        predicted = np.asarray(model.embedding_distance_matrix(embeddings), np.float64)
+        row[split] = _agreement(predicted, exact, embeddings, labels)
     return row
 
 
-def _agreement(predicted: np.ndarray, exact: np.ndarray, labels: np.ndarray) -> dict:
-    from wormhole.evaluate.neighbours import knn_label_accuracy, nearest_indices, recall_at_k
+def _agreement(predicted: np.ndarray, exact: np.ndarray, embeddings, labels) -> dict:
+    """Pearson over all pairs, then the evaluation's own neighbourhood figures."""
+    from wormhole.evaluate.neighbours import neighbourhood_agreement
 
     upper = np.triu_indices(len(exact), 1)
-    return {
-        "pearson": float(np.corrcoef(predicted[upper], exact[upper])[0, 1]),
-        "recall": {str(k): recall_at_k(nearest_indices(predicted, k),
-                                       nearest_indices(exact, k)) for k in (1, 10, 50)
-                   if k < len(exact) - 1},
-        "nn_embedding": knn_label_accuracy(predicted, labels, 1),
-        "nn_exact": knn_label_accuracy(exact, labels, 1),
-    }
+    near = neighbourhood_agreement(predicted, exact, embeddings, labels, label_ks=(1,))
+    nn_embedding, nn_exact = near.knn_accuracy[1]
+    return {"pearson": float(np.corrcoef(predicted[upper], exact[upper])[0, 1]),
+            "recall": {str(k): v for k, v in near.recall.items()},
+            "trustworthiness": near.trustworthiness,
+            "nn_embedding": nn_embedding, "nn_exact": nn_exact}
 
 
 def free_fit(exact: np.ndarray, dim: int, offset: float, steps: int = 2000) -> np.ndarray:
@@ -131,26 +129,27 @@ def free_fit(exact: np.ndarray, dim: int, offset: float, steps: int = 2000) -> n
 
 def ceiling_rows(matrices: dict, dim: int, offset: float) -> list[dict]:
     """Classical MDS and the direct fit, scored like a trained run on held-out clouds."""
-    from wormhole.evaluate.stress import classical_mds
+    from wormhole.evaluate.stress import classical_mds, squared_distances
 
     exact, labels = matrices["test"]
     rows = []
     for name, points in [(f"classical MDS, {dim}-D", classical_mds(exact, dim)),
                          (f"direct fit, {dim}-D (stress + log-ratio)",
                           free_fit(exact, dim, offset))]:
-        squared = np.sum(points * points, axis=1)
-        predicted = squared[:, None] + squared[None] - 2 * points @ points.T
-        rows.append({"name": name, **_agreement(predicted, exact, labels)})
+        rows.append({"name": name, **_agreement(squared_distances(points), exact, points,
+                                                labels)})
     return rows
 
 
-def report_lines(rows: list[dict], args) -> list[str]:
-    def cells(r, split):
-        s = r[split]
-        recall = "/".join("-" if k not in s["recall"] else f"{s['recall'][k]:.2f}"
-                          for k in ("1", "10", "50"))
-        return [f"{s['pearson']:.3f}", recall, f"{s['nn_embedding']:.3f} / {s['nn_exact']:.3f}"]
+def _cells(scores: dict) -> list[str]:
+    """Pearson, recall@1/10/50 and 1-NN (embedding / exact) of one set of scores."""
+    recall = "/".join("-" if k not in scores["recall"] else f"{scores['recall'][k]:.2f}"
+                      for k in ("1", "10", "50"))
+    return [f"{scores['pearson']:.3f}", recall,
+            f"{scores['nn_embedding']:.3f} / {scores['nn_exact']:.3f}"]
 
+
+def report_lines(rows: list[dict], args) -> list[str]:
     return [
         f"Each variant trained by `scripts/train.py --config {args.config}` for its steps, then "
         f"scored on the exact W2 matrix (POT) of the first {rows[0]['clouds']} held-out and "
@@ -162,7 +161,7 @@ def report_lines(rows: list[dict], args) -> list[str]:
              "held-out recall@1/10/50", "held-out 1-NN emb / exact", "train Pearson",
              "train recall@1/10/50", "train 1-NN emb / exact"],
             [[r["name"], ", ".join(r["overrides"]) or "(as shipped)", r["steps"],
-              f"{r['train_minutes']:.1f}", *cells(r, "test"), *cells(r, "train")]
+              f"{r['train_minutes']:.1f}", *_cells(r["test"]), *_cells(r["train"])]
              for r in rows]),
     ]
 
@@ -174,11 +173,7 @@ def ceiling_lines(ceiling: list[dict]) -> list[str]:
             "No encoder: points fitted to the held-out exact matrix itself (`--ceiling`), "
             "scored the same way.", "",
             *markdown_table(["fit", "Pearson", "recall@1/10/50", "1-NN emb / exact"],
-                            [[r["name"], f"{r['pearson']:.3f}",
-                              "/".join("-" if k not in r["recall"] else f"{r['recall'][k]:.2f}"
-                                       for k in ("1", "10", "50")),
-                              f"{r['nn_embedding']:.3f} / {r['nn_exact']:.3f}"]
-                             for r in ceiling])]
+                            [[r["name"], *_cells(r)] for r in ceiling])]
 
 
 def main(argv=None) -> int:
@@ -207,8 +202,8 @@ def main(argv=None) -> int:
         args.config, base, args.steps, args.clouds = "digits.yaml", list(_QUICK_SETTINGS), 20, 40
     output = args.output or (None if args.quick else str(RESULTS / "neighbour_probe"))
     run = Run.start(__file__, argv)
-    matrices = exact_matrices(load_config(args.config, base), args.clouds, Path(args.cache))
     config = load_config(args.config, base)
+    matrices = exact_matrices(config, args.clouds, Path(args.cache))
     ceiling = ceiling_rows(matrices, config.model.emb_dim, config.loss.local_offset) \
         if args.ceiling else []
     old = []
