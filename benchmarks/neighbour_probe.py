@@ -29,7 +29,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
-from benchmarks._harness import RESULTS, Run, markdown_table, run_training, write_result  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    RESULTS,
+    Run,
+    markdown_table,
+    recorded_training,
+    run_training,
+    write_result,
+)
 from benchmarks.local_fidelity import parse_variant  # noqa: E402
 
 SPLITS = ("test", "train")
@@ -191,9 +198,14 @@ def main(argv=None) -> int:
     parser.add_argument("--append", action="store_true")
     parser.add_argument("--ceiling", action="store_true",
                         help="also fit points directly to the held-out exact matrix")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the variants' runs kept in --keep-runs again instead of "
+                             "training (their recorded training time and command are kept)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
+    if args.rescore and not args.keep_runs:
+        parser.error("--rescore needs --keep-runs")
     from wormhole.config import load_config
 
     variants = [parse_variant(v) for v in args.variant] or [("as shipped", [])]
@@ -217,7 +229,13 @@ def main(argv=None) -> int:
             workdir = root / name.replace(" ", "_").replace("/", "_")
             settings = [*base, f"train.steps={args.steps}", f"train.eval_every={args.steps}",
                         f"checkpoint.every={args.steps}", *overrides]
-            seconds, command = run_training(args.config, settings, workdir)
+            if args.rescore:
+                recorded = recorded_training(workdir)
+                if recorded is None:
+                    parser.error(f"--rescore: no finished run of {name!r} in {workdir}")
+                seconds, command = recorded
+            else:
+                seconds, command = run_training(args.config, settings, workdir)
             row = {"name": name, "overrides": overrides, "steps": args.steps,
                    "clouds": len(matrices["test"][0]), "train_minutes": seconds / 60,
                    "command": command, **score(workdir, matrices)}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from wormhole.config import LossConfig, ModelConfig
 from wormhole.losses import (
+    LOSS_TERMS,
+    StepArrays,
     local_stress_loss,
     log_stress_loss,
     pearson,
@@ -15,6 +19,8 @@ from wormhole.losses import (
     stress_loss,
     translation_loss,
 )
+from wormhole.models import ModelSpec, WormholeModel, build_model
+from wormhole.ot import OTSpec
 
 
 def test_stress_is_mean_squared_error():
@@ -74,3 +80,33 @@ def test_pearson_matches_numpy_and_handles_constants():
     np.testing.assert_allclose(float(pearson(jnp.asarray(x), jnp.asarray(y))),
                                np.corrcoef(x, y)[0, 1], rtol=1e-5)
     assert float(pearson(jnp.ones(5), jnp.arange(5.0))) == 0.0
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_a_detached_decoder_leaves_the_encoder_to_the_distance_terms(detach):
+    model = build_model(ModelConfig(emb_dim=8, width=16, num_layers=1, num_heads=2, mlp_dim=32,
+                                    decoder_layers=1, decoder_points=6),
+                        ModelSpec(2, 6, (0.0, 0.0), (1.0, 1.0)))
+    rng = np.random.default_rng(0)
+    points = jnp.asarray(rng.uniform(size=(3, 7, 2)), jnp.float32)
+    weights = jnp.full((3, 7), 1 / 7)
+    params = model.init(jax.random.PRNGKey(0), points, weights)["params"]
+    spec = OTSpec(kind="S2", epsilon=0.05, threshold=1e-4, max_iterations=200)
+
+    def term(params):
+        def encode(p, x):
+            return model.apply({"params": p}, x, weights, method=WormholeModel.encode)
+
+        def decode(p, e):
+            return model.apply({"params": p}, e, method=WormholeModel.decode)
+
+        emb = encode(params, points)
+        step = StepArrays(params, points, weights, None, None, emb, {}, encode, decode, None,
+                          spec, False, 2, LossConfig(detach_decoder=detach))
+        return LOSS_TERMS["reconstruction"](step)[0]
+
+    grads = jax.grad(term)(params)
+    encoder = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads["encoder"]))
+    decoder = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads["decoder"]))
+    assert decoder > 1e-6
+    assert (encoder == 0.0) if detach else (encoder > 1e-6)

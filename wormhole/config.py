@@ -157,6 +157,9 @@ class LossConfig:
                                  doc="keeps local_stress and log_stress finite for near-equal "
                                      "clouds (times the batch mean target)")
     reconstruction: float = option(0.1, min=0.0)
+    detach_decoder: bool = option(False, doc="the reconstruction trains the decoder only: its "
+                                             "gradient stops at the embeddings, which the "
+                                             "distance terms alone shape")
     translation: float = option(0.0, min=0.0, doc="translation-invariance regulariser")
     scaling: float = option(0.0, min=0.0, doc="scaling-equivariance regulariser")
 

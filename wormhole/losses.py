@@ -149,7 +149,10 @@ def _log_stress_term(step: StepArrays):
 
 
 def _reconstruction_term(step: StepArrays):
-    decoded = step.decode(step.params, step.embeddings)
+    emb = step.embeddings
+    if step.settings is not None and step.settings.detach_decoder:
+        emb = jax.lax.stop_gradient(emb)
+    decoded = step.decode(step.params, emb)
     uniform = jnp.full(decoded.shape[:2], 1.0 / decoded.shape[1])
     own = step.targets.self_values if step.reuse_self_terms else None
     rec = paired_distances(step.points, step.weights, decoded, uniform,
