@@ -95,7 +95,9 @@ def verdicts(row: dict) -> dict:
     return {
         "pearson": row["pearson"] >= TARGETS["pearson"],
         "recall_10": row["recall"].get("10", 0.0) >= TARGETS["recall_10"],
-        "nn_gap": gap is not None and gap <= TARGETS["nn_gap"],
+        # Accuracies are fractions of the clouds: 1e-9 keeps an exact tie with the target
+        # (15 of 500 clouds for 0.03) from failing on rounding.
+        "nn_gap": gap is not None and gap <= TARGETS["nn_gap"] + 1e-9,
         "barycenters": row["barycenter_classes"] > 0 and
         row["barycenters_closer"] == row["barycenter_classes"],
         "minutes": row["train_minutes"] <= TARGETS["minutes"],
