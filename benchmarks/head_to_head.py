@@ -360,13 +360,16 @@ def main(argv=None) -> int:
         "ours_summary": {
             "model": f"transformer width {m.width}, embedding {m.emb_dim}, {m.num_layers} "
                      f"layers, {m.num_heads} heads, MLP {m.mlp_dim}, decoder "
-                     f"{m.decoder_layers} layers x {m.decoder_points} points",
+                     f"{m.decoder_layers} layers x {m.decoder_points} points"
+                     + (f", Fourier features {m.fourier_features} at scale {m.fourier_scale}"
+                        if m.fourier_features else ""),
             "targets": f"{o.kind} epsilon {o.epsilon} (reconstruction "
                        f"{o.decoder_epsilon or 'the same'}), "
                        f"threshold {o.threshold}, cap {o.max_iterations}",
             "loss": f"stress {loss.stress}, local_stress {loss.local_stress}, "
                     f"log_stress {loss.log_stress} (offset {loss.local_offset}), "
-                    f"reconstruction {loss.reconstruction}",
+                    f"reconstruction {loss.reconstruction}"
+                    + (" (decoder detached)" if loss.detach_decoder else ""),
             "train": f"{t.steps} steps of {t.updates_per_batch} update(s) each, batch "
                      f"{t.batch_size}, learning rate "
                      f"{t.learning_rate} ({t.schedule}, warm-up {t.warmup_steps}), "
