@@ -17,6 +17,7 @@ import os
 import platform
 import resource
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -244,8 +245,12 @@ def run_training(config: str, overrides: Sequence[str], workdir: Path) -> tuple[
 
     Returns the whole command's wall seconds and the command, and records both in
     ``workdir/benchmark_training.json`` for a later rescore (:func:`recorded_training`);
-    raises with the end of its stderr when training fails.
+    raises with the end of its stderr when training fails. A run already in ``workdir`` (a
+    kept run of an earlier invocation) is removed first: ``train.py`` would resume it, and
+    the time would be a resume's, not a training's.
     """
+    if Path(workdir).exists():
+        shutil.rmtree(workdir)
     command = training_command(config, overrides, workdir)
     print("== training: " + shlex.join(command[1:]), file=sys.stderr)
     started = time.perf_counter()

@@ -205,8 +205,6 @@ def main(argv=None) -> int:
                     parser.error(f"--rescore: no finished run of {name!r} in {workdir}")
                 seconds = recorded[0]
             else:
-                if workdir.exists():
-                    shutil.rmtree(workdir)
                 seconds, _ = run_training(args.config, base + overrides, workdir)
             row = {"name": name, "overrides": overrides, "base_overrides": base,
                    "config": args.config,
