@@ -32,7 +32,7 @@ import numpy as np
 __all__ = ["REPO", "RESULTS", "Run", "code_version", "cpu_seconds", "describe_machine",
            "format_seconds", "interleaved", "load_average", "markdown_table",
            "package_version", "provenance_lines", "relative_error", "run_training",
-           "write_result"]
+           "training_stopped", "describe_accelerator", "write_result"]
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -240,27 +240,55 @@ def training_command(config: str, overrides: Sequence[str], workdir: Path) -> li
 TRAINING_RECORD = "benchmark_training.json"
 
 
-def run_training(config: str, overrides: Sequence[str], workdir: Path) -> tuple[float, list[str]]:
+def run_training(config: str, overrides: Sequence[str], workdir: Path,
+                 time_limit: float | None = None) -> tuple[float, list[str]]:
     """``scripts/train.py --config CONFIG --set ...`` as a user runs it, into ``workdir``.
 
     Returns the whole command's wall seconds and the command, and records both in
     ``workdir/benchmark_training.json`` for a later rescore (:func:`recorded_training`);
     raises with the end of its stderr when training fails. A run already in ``workdir`` (a
     kept run of an earlier invocation) is removed first: ``train.py`` would resume it, and
-    the time would be a resume's, not a training's.
+    the time would be a resume's, not a training's. With ``time_limit`` (seconds) the
+    training is stopped at that time; the record then says ``"stopped": true`` and the run
+    keeps the checkpoints written before it (:func:`recorded_training` returns the same).
     """
     if Path(workdir).exists():
         shutil.rmtree(workdir)
     command = training_command(config, overrides, workdir)
     print("== training: " + shlex.join(command[1:]), file=sys.stderr)
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"training failed ({shlex.join(command)}):\n{done.stderr[-3000:]}")
+    stopped = False
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=time_limit)
+    except subprocess.TimeoutExpired:
+        stopped = True
+    else:
+        if done.returncode:
+            raise RuntimeError(f"training failed ({shlex.join(command)}):\n"
+                               f"{done.stderr[-3000:]}")
     seconds = time.perf_counter() - started
-    Path(workdir, TRAINING_RECORD).write_text(json.dumps({"seconds": seconds,
-                                                           "command": command}) + "\n")
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    Path(workdir, TRAINING_RECORD).write_text(json.dumps({"seconds": seconds, "command": command,
+                                                           "stopped": stopped}) + "\n")
     return seconds, command
+
+
+def training_stopped(workdir: Path) -> bool:
+    """Whether :func:`run_training` stopped the training in ``workdir`` at its time limit."""
+    path = Path(workdir, TRAINING_RECORD)
+    return path.exists() and bool(json.loads(path.read_text()).get("stopped"))
+
+
+def describe_accelerator() -> str:
+    """The GPU's name from ``nvidia-smi`` ("" without one). Asks no JAX backend, which would
+    take the device's memory from the training processes that follow."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    names = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    return f"{len(names)} x {names[0]}" if names and out.returncode == 0 else ""
 
 
 def recorded_training(workdir: Path) -> tuple[float, list[str]] | None:

@@ -10,7 +10,11 @@ from .conftest import REPO
 
 sys.path.insert(0, str(REPO))
 
-from benchmarks._harness import recorded_training, run_training  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    recorded_training,
+    run_training,
+    training_stopped,
+)
 
 
 def test_training_into_a_kept_run_starts_afresh_instead_of_resuming(tmp_path):
@@ -22,3 +26,15 @@ def test_training_into_a_kept_run_starts_afresh_instead_of_resuming(tmp_path):
         run_training("digits.yaml", ["train.no_such_key=1"], workdir)
     assert not (workdir / "checkpoints").exists()
     assert recorded_training(workdir) is None
+
+
+def test_a_training_stopped_at_its_time_limit_is_recorded_and_not_scored(tmp_path):
+    from benchmarks.table1 import measure
+
+    workdir = tmp_path / "run"
+    seconds, _ = run_training("digits.yaml", ["train.steps=100000"], workdir, time_limit=3)
+    assert 3 <= seconds < 60
+    assert training_stopped(workdir) and recorded_training(workdir)[0] == seconds
+    # Stopped before its first checkpoint: table1 says so instead of scoring.
+    assert measure(workdir, 10, 10) == {
+        "skipped": "stopped by the time limit before its first checkpoint"}

@@ -16,10 +16,18 @@ def _run(tmp_path, *args, env=None):
                           env={**os.environ, **(env or {})})
 
 
-def test_quick_mode_trains_and_scores_each_row_against_its_reference(tmp_path):
-    done = _run(tmp_path, "--quick", "--output", str(tmp_path / "t1"))
+def test_quick_mode_trains_then_scores_each_row_against_its_reference(tmp_path):
+    # Trained with --train-only (as on a GPU machine without POT), scored by --rescore.
+    runs, out = tmp_path / "runs", str(tmp_path / "t1")
+    done = _run(tmp_path, "--quick", "--train-only", "--keep-runs", str(runs), "--output", out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trained = json.loads((tmp_path / "t1.json").read_text())["rows"]
+    assert all("pearson" not in r and r["stopped"] is False for r in trained)
+    assert not (tmp_path / "t1.md").exists()
+    done = _run(tmp_path, "--quick", "--rescore", "--keep-runs", str(runs), "--output", out)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {r["name"]: r for r in json.loads((tmp_path / "t1.json").read_text())["rows"]}
+    assert all(rows[r["name"]]["train_minutes"] == r["train_minutes"] for r in trained)
     assert set(rows) == {"mnist", "shapes_gw"}
     # S2 rows are scored against exact W2 (POT); GW has no exact solver: converged GW.
     assert rows["mnist"]["reference_kind"] == "W2"
