@@ -257,19 +257,23 @@ def run_training(config: str, overrides: Sequence[str], workdir: Path,
     command = training_command(config, overrides, workdir)
     print("== training: " + shlex.join(command[1:]), file=sys.stderr)
     started = time.perf_counter()
-    stopped = False
+    stopped, stderr = False, ""
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=time_limit)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as err:
         stopped = True
+        stderr = (err.stderr or b"")[-3000:]
+        stderr = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
     else:
         if done.returncode:
             raise RuntimeError(f"training failed ({shlex.join(command)}):\n"
                                f"{done.stderr[-3000:]}")
     seconds = time.perf_counter() - started
     Path(workdir).mkdir(parents=True, exist_ok=True)
-    Path(workdir, TRAINING_RECORD).write_text(json.dumps({"seconds": seconds, "command": command,
-                                                           "stopped": stopped}) + "\n")
+    record = {"seconds": seconds, "command": command, "stopped": stopped}
+    if stopped:  # what it was doing when stopped
+        record["stderr_tail"] = stderr
+    Path(workdir, TRAINING_RECORD).write_text(json.dumps(record) + "\n")
     return seconds, command
 
 
