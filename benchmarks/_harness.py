@@ -29,7 +29,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-__all__ = ["REPO", "RESULTS", "Run", "code_version", "cpu_seconds", "describe_machine",
+__all__ = ["REPO", "RESULTS", "Run", "code_version", "cpu_model", "cpu_seconds",
+           "describe_machine",
            "format_seconds", "interleaved", "load_average", "markdown_table",
            "package_version", "provenance_lines", "relative_error", "run_training",
            "training_stopped", "describe_accelerator", "write_result"]
@@ -41,7 +42,8 @@ RESULTS = REPO / "benchmarks" / "results"
 # --------------------------------------------------------------------------- the machine
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo; asks no JAX backend)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -63,7 +65,7 @@ def describe_machine() -> dict:
     """CPU model, usable cores, platform, Python, jax / ott-jax versions, backend, devices."""
     usable = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
               else os.cpu_count())
-    return {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "cpus_usable": usable,
+    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "cpus_usable": usable,
             "platform": platform.platform(), "python": platform.python_version(),
             "jax": jax.__version__, "ott_jax": package_version("ott-jax"),
             "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
@@ -277,10 +279,15 @@ def run_training(config: str, overrides: Sequence[str], workdir: Path,
     return seconds, command
 
 
+def _training_record(workdir: Path) -> dict | None:
+    path = Path(workdir, TRAINING_RECORD)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def training_stopped(workdir: Path) -> bool:
     """Whether :func:`run_training` stopped the training in ``workdir`` at its time limit."""
-    path = Path(workdir, TRAINING_RECORD)
-    return path.exists() and bool(json.loads(path.read_text()).get("stopped"))
+    record = _training_record(workdir)
+    return bool(record and record.get("stopped"))
 
 
 def describe_accelerator() -> str:
@@ -297,8 +304,5 @@ def describe_accelerator() -> str:
 
 def recorded_training(workdir: Path) -> tuple[float, list[str]] | None:
     """The wall seconds and command :func:`run_training` recorded in ``workdir``, if any."""
-    path = Path(workdir, TRAINING_RECORD)
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text())
-    return record["seconds"], record["command"]
+    record = _training_record(workdir)
+    return None if record is None else (record["seconds"], record["command"])

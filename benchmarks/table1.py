@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` 
 from benchmarks._harness import (  # noqa: E402
     RESULTS,
     Run,
+    cpu_model,
     describe_accelerator,
-    describe_machine,
     markdown_table,
     run_training,
     training_stopped,
@@ -128,11 +128,15 @@ _QUICK = {
 
 
 def measure(workdir: Path, pairs: int, references: int) -> dict:
-    from wormhole.checkpoint import CHECKPOINT_DIR
+    from wormhole.checkpoint import CHECKPOINT_DIR, CheckpointStore
     from wormhole.evaluate import evaluate_run
 
     saved = Path(workdir, CHECKPOINT_DIR)
-    if not (saved.is_dir() and any(p.name.isdigit() for p in saved.iterdir())):
+    if saved.is_dir():
+        store = CheckpointStore(saved, create=False)
+        latest = store.latest_step()
+        store.close()
+    if not saved.is_dir() or latest is None:
         # a training stopped by --time-limit before its first checkpoint
         return {"skipped": "stopped by the time limit before its first checkpoint"}
     report = evaluate_run(workdir, num_pairs=pairs, stress_clouds=0, barycenter_labels=[],
@@ -246,6 +250,9 @@ def main(argv=None) -> int:
         trained = {r["name"]: r for r in
                    json.loads(Path(output).with_suffix(".json").read_text())["rows"]}
     run = Run.start(__file__, argv)
+    # Where rows train; no JAX backend is asked (on a GPU it would take the device's memory
+    # from the training processes).
+    trained_on = {"cpu": cpu_model(), "accelerator": describe_accelerator()}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets:
@@ -258,7 +265,7 @@ def main(argv=None) -> int:
                 overrides.append(f"data.path={data_dir}")
             row = {"name": name, "config": config, "overrides": overrides,
                    "paper": spec["paper"], "scaled": sized["scaled"], "date": run.date,
-                   "cpu": describe_machine()["cpu"], "accelerator": describe_accelerator()}
+                   **trained_on}
             workdir = Path(args.keep_runs or tmp) / name
             if args.rescore:
                 before = trained.get(name)
@@ -291,9 +298,9 @@ def main(argv=None) -> int:
                                                       "train_minutes", "stopped")}))
             rows.append(row)
     if output and args.train_only:  # JSON only: the report needs the scores
-        Path(output).with_suffix(".json").parent.mkdir(parents=True, exist_ok=True)
-        Path(output).with_suffix(".json").write_text(
-            json.dumps({**run.finish(), "rows": rows}, indent=1) + "\n")
+        path = Path(output).with_suffix(".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**run.finish(), "rows": rows}, indent=1) + "\n")
         print(json.dumps({"rows": rows}, default=str))
     elif output:
         if args.merge:
