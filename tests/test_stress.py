@@ -319,7 +319,8 @@ def test_stress_analysis_rejects_malformed_matrices():
 
 def test_stress_table_quick_run_orders_the_bounds(tmp_path):
     """benchmarks/stress_table.py --quick: trains gaussians.yaml briefly and reports its
-    stress next to the bounds, with L <= PGD optimum <= provable upper bound."""
+    stress next to the bounds, with L <= PGD optimum <= provable upper bound; the in-sample
+    row trains on exactly the clouds it is scored on."""
     import json
     import subprocess
     import sys
@@ -327,7 +328,8 @@ def test_stress_table_quick_run_orders_the_bounds(tmp_path):
     from .conftest import REPO
 
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "stress_table.py"),
-                           "--quick", "--output", str(tmp_path / "st")],
+                           "--quick", "--in-sample-steps", "20",
+                           "--output", str(tmp_path / "st")],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "st.json").read_text())
@@ -336,4 +338,9 @@ def test_stress_table_quick_run_orders_the_bounds(tmp_path):
     assert stress["lower_bound"] <= stress["optimum"] * (1 + 1e-6)
     assert stress["optimum"] <= stress["upper_bound"] * (1 + 1e-6)
     assert stress["mean_delta_squared"] > stress["lower_bound"]
-    assert "gaussians: paper / L" in (tmp_path / "st.md").read_text()
+    fitted = result["sets"]["gaussians, in-sample"]
+    assert fitted["split"] == "train" and fitted["steps"] == 20
+    assert fitted["stress"]["num_clouds"] == 24  # all of its training clouds
+    assert fitted["stress"]["lower_bound"] <= fitted["stress"]["model"]
+    text = (tmp_path / "st.md").read_text()
+    assert "gaussians: paper / L" in text and "gaussians, in-sample: paper / L" in text
