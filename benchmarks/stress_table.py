@@ -1,6 +1,7 @@
 """The Wormhole paper's Table 2: how close a trained embedding comes to the best possible.
 
-    python benchmarks/stress_table.py --mnist-dir /work/shared/data/mnist [--mnist-run RUN]
+    python benchmarks/stress_table.py --mnist-dir /work/shared/data/mnist [--mnist-run RUN] \
+        [--in-sample-steps 1000]
     python benchmarks/stress_table.py --quick --output /tmp/st      # the smoke test's run
 
 For a small set of held-out clouds whose full OT matrix is computable (128 random 2-D
@@ -16,7 +17,9 @@ paper's absolute values depend on units it does not state, so the comparison wit
 ratios to ``L``, which do not. A second, scale-free column divides by ``mean(delta^2)``.
 
 A run directory (``--gaussians-run``, ``--mnist-run``) is evaluated as it is; without one the
-config is trained first (``wormhole.train``, ``--steps`` overrides its length).
+config is trained first (``wormhole.train``, ``--steps`` overrides its length). Those rows score
+held-out clouds; ``--in-sample-steps`` adds, per set, a model trained on exactly its stress
+clouds and scored on them, as PGD and classical MDS are fitted to that matrix.
 
 Writes benchmarks/results/stress_table.{md,json}.
 """
