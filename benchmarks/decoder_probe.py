@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
 from benchmarks._harness import RESULTS, Run, markdown_table, write_result  # noqa: E402
+from benchmarks.local_fidelity import parse_variant as parse_overrides  # noqa: E402
 
 DEFAULT_VARIANTS = (
     "as trained: ",
@@ -52,16 +53,16 @@ NEIGHBOURS = 8  # a group is a cloud and some of its NEIGHBOURS nearest training
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    """``'NAME: key=value, ...'`` -> ``(NAME, {key: value})`` over :data:`KNOBS`."""
-    name, _, rest = text.partition(":")
+    """``'NAME: key=value, ...'`` (``local_fidelity.py``'s grammar) -> ``(NAME, {key: value})``
+    over :data:`KNOBS`."""
+    name, overrides = parse_overrides(text)
     knobs = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
-        key, _, value = item.partition("=")
+    for key, value in (item.split("=", 1) for item in overrides):
         if key.strip() not in KNOBS:
             raise ValueError(f"--variant '{text}': unknown knob '{key.strip()}'; use "
                              f"{', '.join(KNOBS)}.")
         knobs[key.strip()] = KNOBS[key.strip()](value)
-    return name.strip(), knobs
+    return name, knobs
 
 
 class Probe:
@@ -108,12 +109,9 @@ class Probe:
 
 
 def divergences(decoded, points, weights, spec):
-    import jax.numpy as jnp
+    from wormhole.losses import reconstruction_distances
 
-    from wormhole.ot import paired_distances
-
-    uniform = jnp.full(decoded.shape[:2], 1.0 / decoded.shape[1])
-    return paired_distances(points, weights, decoded, uniform, spec, validate=False).values
+    return reconstruction_distances(points, weights, decoded, spec).values
 
 
 def train_decoder(probe: Probe, knobs: dict, steps: int, seed: int = 0):
@@ -189,10 +187,9 @@ def score(probe: Probe, decode, chunk: int = 64, held_out: int = 256) -> dict:
     """Held-out reconstruction S2 and the class barycentres with their objective."""
     test = probe.data.test
     count = min(held_out, len(test))
-    rec = [np.asarray(divergences(decode(probe.test_embeddings[s:min(s + chunk, count)]),
-                                  test.points[s:min(s + chunk, count)],
-                                  test.weights[s:min(s + chunk, count)], probe.yardstick))
-           for s in range(0, count, chunk)]
+    parts = [slice(s, min(s + chunk, count)) for s in range(0, count, chunk)]
+    rec = [np.asarray(divergences(decode(probe.test_embeddings[part]), test.points[part],
+                                  test.weights[part], probe.yardstick)) for part in parts]
     barycentres, objective = {}, []
     for label, members in probe.classes.items():
         decoded = decode(probe.test_embeddings[members].mean(axis=0, keepdims=True))

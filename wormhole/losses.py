@@ -23,6 +23,7 @@ __all__ = [
     "local_stress_loss",
     "log_stress_loss",
     "pearson",
+    "reconstruction_distances",
     "reconstruction_loss",
     "scaling_loss",
     "stress_loss",
@@ -63,6 +64,15 @@ def log_stress_loss(embedding_distances: jnp.ndarray, ot_distances: jnp.ndarray,
     shift = jnp.maximum(offset * scale, 1e-12)
     ratio = jnp.log(embedding_distances + shift) - jnp.log(ot_distances + shift)
     return jnp.square(scale) * jnp.mean(jnp.square(ratio))
+
+
+def reconstruction_distances(points, weights, decoded, spec: OTSpec,
+                             x_self=None) -> OTDistances:
+    """OT distance between each input cloud and its decoding ``[B, m, d]``, whose ``m``
+    points weigh ``1 / m`` each; ``x_self``: the inputs' self terms, if already solved."""
+    uniform = jnp.full(decoded.shape[:2], 1.0 / decoded.shape[1])
+    return paired_distances(points, weights, decoded, uniform, spec, validate=False,
+                            x_self=x_self)
 
 
 def reconstruction_loss(reconstruction_distances: jnp.ndarray) -> jnp.ndarray:
@@ -153,10 +163,9 @@ def _reconstruction_term(step: StepArrays):
     if step.settings is not None and step.settings.detach_decoder:
         emb = jax.lax.stop_gradient(emb)
     decoded = step.decode(step.params, emb)
-    uniform = jnp.full(decoded.shape[:2], 1.0 / decoded.shape[1])
     own = step.targets.self_values if step.reuse_self_terms else None
-    rec = paired_distances(step.points, step.weights, decoded, uniform,
-                           step.reconstruction_spec, validate=False, x_self=own)
+    rec = reconstruction_distances(step.points, step.weights, decoded,
+                                   step.reconstruction_spec, x_self=own)
     return reconstruction_loss(rec.values), {"reconstruction_hit_cap": rec.hit_cap_fraction}
 
 
