@@ -19,6 +19,7 @@ from wormhole.data.loaders.synthetic import load_synthetic
 from wormhole.evaluate import (
     UndefinedCorrelationWarning,
     agreement,
+    barycenter_objectives,
     free_support_barycenter,
     ground_truth_distances,
     nearest_neighbor_accuracy,
@@ -266,6 +267,20 @@ def test_free_support_barycenter_of_translates_is_the_mean_translate():
                                        method="exact")
     assert converged
     assert gap < 0.02 * spread
+
+
+def test_barycenter_objective_of_translates_is_the_mean_squared_shift_gap():
+    # S2 with the squared Euclidean cost between a cloud and its translate by t is |t|^2
+    # exactly (the coupling's cross term integrates to zero), so the objective of x + c over
+    # the clouds x + t_i is mean |t_i - c|^2, over the cost scale.
+    base = np.random.default_rng(1).uniform(size=(12, 2)).astype(np.float32)
+    shifts = np.array([[0.0, 0.0], [0.6, 0.1], [0.1, 0.5]], np.float32)
+    centre = shifts.mean(axis=0)
+    values = barycenter_objectives([base + s for s in shifts], [base + centre, base],
+                                   epsilon=0.01, cost_scale=2.0)
+    expected = [np.mean(np.sum((shifts - c) ** 2, axis=1)) / 2.0 for c in (centre, 0 * centre)]
+    assert values == pytest.approx(expected, rel=1e-3)
+    assert values[0] < values[1]  # the mean translate is the better barycenter
 
 
 # --------------------------------------------------------------------------- held-out classes

@@ -2,6 +2,7 @@
 
 from wormhole.evaluate.barycenter import (
     BarycenterComparison,
+    barycenter_objectives,
     compare_barycenter,
     free_support_barycenter,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "StressAnalysis",
     "UndefinedCorrelationWarning",
     "agreement",
+    "barycenter_objectives",
     "classical_mds",
     "compare_barycenter",
     "criterion_eigenvalues",

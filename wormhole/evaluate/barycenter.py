@@ -19,7 +19,8 @@ from wormhole.evaluate.ground_truth import (
     ground_truth_distances,
 )
 
-__all__ = ["BarycenterComparison", "compare_barycenter", "free_support_barycenter"]
+__all__ = ["BarycenterComparison", "barycenter_objectives", "compare_barycenter",
+           "free_support_barycenter"]
 
 
 class BarycenterComparison(NamedTuple):
@@ -66,8 +67,11 @@ def free_support_barycenter(clouds, weights=None, num_points: int = 64,
       weights: per-point weights (default uniform).
       num_points: support size ``m`` of the barycenter (uniform weights).
       epsilon: entropic regularisation of the inner OT problems, in the squared units of
-        the coordinates. Smaller is sharper (the entropic barycenter is blurred by about
-        ``sqrt(epsilon)``) and slower.
+        the coordinates. Each support point moves to the plan-weighted mean of the inputs
+        near it, over a radius of about ``sqrt(epsilon)``: a larger epsilon draws the points
+        onto thin curves (strokes look sharper, yet the W2 objective is higher); a smaller
+        one is closer to the unregularised barycenter, which for varied inputs is a filled
+        shape, and slower (``benchmarks/barycenter_reference.py`` measures both).
       max_iterations, threshold: outer loop cap and relative change of the objective at
         which it stops.
       sinkhorn_threshold, sinkhorn_iterations: inner Sinkhorn settings (each inner solve
@@ -131,13 +135,32 @@ def compare_barycenter(model, clouds, weights=None, epsilon: float = 1e-3,
                                                    **solver_kwargs)
     norm = model.normalization
     model_normalized = norm.apply(bary_model)
-    count = len(normalized)
-    points, masses = normalized.to_list()
-    s2 = ground_truth_distances(
-        [model_normalized, *([reference] * count), *([model_normalized] * count)], None,
-        [reference, *points, *points], [np.full(size, 1.0 / size), *masses, *masses],
-        kind="S2", method="sinkhorn", epsilon=model.config.ot.epsilon,
-        cost_scale=model.cost_scale, progress=False)
+    settings = {"epsilon": model.config.ot.epsilon, "cost_scale": model.cost_scale}
+    (s2,) = ground_truth_distances([model_normalized], None, [reference], None, kind="S2",
+                                   method="sinkhorn", progress=False, **settings)
+    members_reference, members_model = barycenter_objectives(
+        normalized, [reference, model_normalized], **settings)
     return BarycenterComparison(bary_model, norm.invert(reference).astype(np.float32),
-                                float(s2[0]), float(np.mean(s2[1:count + 1])),
-                                float(np.mean(s2[count + 1:])), converged, count)
+                                float(s2), members_reference, members_model, converged,
+                                len(normalized))
+
+
+def barycenter_objectives(clouds, supports, epsilon: float, cost_scale: float = 1.0,
+                          weights=None) -> list[float]:
+    """The barycenter objective of each candidate: its mean S2 to the clouds.
+
+    Args:
+      clouds, weights: the clouds averaged (any form
+        :func:`~wormhole.data.inputs.as_point_clouds` takes).
+      supports: candidate barycenters ``[m, d]``, uniform weights, same coordinates.
+      epsilon, cost_scale: S2's regularisation, and the divisor of its values (a run's
+        ``ot.epsilon`` and cost scale give the units :class:`BarycenterComparison` reports).
+    """
+    points, masses = as_point_clouds(clouds, weights).to_list()
+    count = len(points)
+    candidates = [np.asarray(s, np.float32) for s in supports]
+    values = ground_truth_distances(
+        [c for c in candidates for _ in range(count)], None, points * len(candidates),
+        masses * len(candidates), kind="S2", method="sinkhorn", epsilon=epsilon,
+        cost_scale=cost_scale, progress=False)
+    return [float(np.mean(values[i * count:(i + 1) * count])) for i in range(len(candidates))]

@@ -205,31 +205,40 @@ def plot_barycenters(rows: Sequence[dict], path: str | Path, members: int = 4) -
     """One row per class: a few members, the model's barycenter, ott-jax's if given.
 
     Each row is a dict with ``title``, ``members`` (list of ``(points, weights)``),
-    ``model`` (``[m, d]``) and optionally ``reference`` (``[m, d]``) and ``note``.
+    ``model`` (``[m, d]``) and optionally ``reference`` (``[m, d]``) and ``note``, or
+    ``references``: a list of ``(points [m, d], note)``, one panel each.
     """
     dim = np.asarray(rows[0]["model"]).shape[-1]
-    cols = members + 2
+    references = [_references(row) for row in rows]
+    cols = members + 1 + max(len(r) for r in references)
     fig, axes = _grid(len(rows), cols, dim,
                       "class members | model barycenter (red) | ott-jax barycenter (green)")
-    for r, row in enumerate(rows):
+    for r, (row, refs) in enumerate(zip(rows, references, strict=True)):
         shown = row["members"][:members]
-        clouds = [p for p, _ in shown] + [row["model"]]
-        if row.get("reference") is not None:
-            clouds.append(row["reference"])
-        bounds = _bounds(clouds)
+        bounds = _bounds([p for p, _ in shown] + [row["model"]] + [p for p, _ in refs])
         for c in range(members):
             if c < len(shown):
                 _draw_cloud(axes[r, c], *shown[c], _INPUT,
                             row["title"] if c == 0 else None, bounds)
             else:
                 axes[r, c].set_axis_off()
-        _draw_cloud(axes[r, members], row["model"], None, _MODEL, "model", bounds)
-        if row.get("reference") is not None:
-            _draw_cloud(axes[r, members + 1], row["reference"], None, _REFERENCE,
-                        row.get("note") or "ott-jax", bounds)
-        else:
-            axes[r, members + 1].set_axis_off()
+        _draw_cloud(axes[r, members], row["model"], None, _MODEL,
+                    row.get("model_note", "model"), bounds)
+        for c in range(members + 1, cols):
+            if c - members - 1 < len(refs):
+                points, note = refs[c - members - 1]
+                _draw_cloud(axes[r, c], points, None, _REFERENCE, note, bounds)
+            else:
+                axes[r, c].set_axis_off()
     return _save(fig, path)
+
+
+def _references(row: dict) -> list:
+    if row.get("references") is not None:
+        return list(row["references"])
+    if row.get("reference") is not None:
+        return [(row["reference"], row.get("note") or "ott-jax")]
+    return []
 
 
 def plot_interpolations(strips: Sequence[dict], path: str | Path) -> Path:

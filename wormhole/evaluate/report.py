@@ -418,7 +418,8 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
         every label of the split); ``[]`` skips them.
       barycenter_clouds: at most this many clouds per class barycenter.
       reference_epsilon: entropic regularisation of the ott-jax barycenter, in squared
-        normalised units.
+        normalised units (see :func:`~wormhole.evaluate.barycenter.free_support_barycenter`
+        for what it does to the picture).
       interpolations: interpolation strips to draw.
       num_plot: reconstructions to draw (default ``eval.num_plot``).
       max_reference: training clouds searched for 1-NN accuracy.
