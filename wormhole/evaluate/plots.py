@@ -205,8 +205,9 @@ def plot_barycenters(rows: Sequence[dict], path: str | Path, members: int = 4) -
     """One row per class: a few members, the model's barycenter, ott-jax's if given.
 
     Each row is a dict with ``title``, ``members`` (list of ``(points, weights)``),
-    ``model`` (``[m, d]``) and optionally ``reference`` (``[m, d]``) and ``note``, or
-    ``references``: a list of ``(points [m, d], note)``, one panel each.
+    ``model`` (``[m, d]``) and optionally ``model_note`` (its panel title), ``reference``
+    (``[m, d]``) and ``note``, or ``references``: a list of ``(points [m, d], note)``, one
+    panel each.
     """
     dim = np.asarray(rows[0]["model"]).shape[-1]
     references = [_references(row) for row in rows]
