@@ -44,7 +44,8 @@ def class_rows(model, clouds, members: int, epsilons: list[float], seed: int = 0
     for label in tqdm(np.unique(clouds.labels), desc="classes"):
         chosen = clouds.subset(np.flatnonzero(clouds.labels == label)[:members])
         normalized = model.prepare(chosen)
-        decoded = model.normalization.apply(model.barycenter(chosen))
+        barycenter = model.barycenter(chosen)  # user units; scored in normalised ones
+        decoded = model.normalization.apply(barycenter)
         references, seconds, converged = [], [], []
         for epsilon in epsilons:
             start = time.perf_counter()
@@ -59,7 +60,7 @@ def class_rows(model, clouds, members: int, epsilons: list[float], seed: int = 0
                      "model_objective": objective[0], "reference_objectives": objective[1:],
                      "reference_seconds": seconds, "reference_converged": converged,
                      "clouds": [chosen.cloud(i) for i in range(min(2, len(chosen)))],
-                     "model": model.normalization.invert(decoded),
+                     "model": barycenter,
                      "references": [model.normalization.invert(p) for p in references]})
     return rows
 
