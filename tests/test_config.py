@@ -128,6 +128,19 @@ def test_cross_key_checks_name_both_keys():
         config_from_dict({"ot": {"kind": "W1", "decoder_kind": "S1", "solver": "sorting"}})
 
 
+@pytest.mark.parametrize("ot,model", [({"kind": "GW"}, {}), ({"kind": "S1"}, {}),
+                                      ({"kind": "S2", "cost": "euclidean"}, {}),
+                                      ({"kind": "S2"}, {"embedding_distance": "euclidean"})])
+def test_mean_split_is_refused_where_the_target_has_no_exact_mean_term(ot, model):
+    with pytest.raises(ConfigError, match="model.mean_split needs"):
+        config_from_dict({"ot": ot, "model": {"mean_split": True, **model}})
+
+
+def test_mean_split_is_allowed_for_squared_euclidean_kinds_under_any_spelling():
+    for ot in ({"kind": "S2"}, {"kind": "W2"}, {"kind": "S2", "cost": "squared_euclidean"}):
+        assert config_from_dict({"ot": ot, "model": {"mean_split": True}}).model.mean_split
+
+
 def test_dotted_overrides_set_values_parsed_as_yaml_without_touching_the_input():
     raw = {"train": {"steps": 10}}
     out = apply_overrides(raw, ["train.steps=200", "ot.kind=S2", "model.decoder_points=",

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from wormhole.config import ModelConfig
-from wormhole.models import ModelSpec, WormholeModel, build_model, embedding_distance
+from wormhole.models import (
+    ModelSpec,
+    WormholeModel,
+    build_model,
+    embedding_distance,
+    mean_scale,
+)
 
 SMALL = dict(emb_dim=16, width=32, num_layers=2, num_heads=4, mlp_dim=64, decoder_layers=1)
 
@@ -133,3 +139,73 @@ def test_fourier_lift_learns_its_frequencies_at_the_given_scale():
     assert lift["lift"]["kernel"].shape == (2 * 256 + 2, SMALL["width"])
     assert "lift" not in params["encoder"]  # the linear lift is replaced, not kept beside it
     assert np.std(np.asarray(lift["frequencies"]["kernel"])) == pytest.approx(3.0, rel=0.15)
+
+
+def test_the_mean_split_rests_on_an_exact_identity_of_entropic_ot():
+    # For the squared-Euclidean cost, S2(a, b) = |mean_a - mean_b|^2 + S2(a - mean_a,
+    # b - mean_b) at any epsilon: ott-jax's own divergence is the oracle.
+    from ott.geometry import pointcloud
+    from ott.tools import sinkhorn_divergence
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(9, 2)), rng.normal(loc=(1.5, -0.7), size=(12, 2)) * 0.6
+    a, b = rng.uniform(0.2, 1.0, 9), rng.uniform(0.2, 1.0, 12)
+    a, b = a / a.sum(), b / b.sum()
+
+    def s2(p, q):
+        out = sinkhorn_divergence.sinkhorn_divergence(
+            pointcloud.PointCloud, jnp.asarray(p), jnp.asarray(q), epsilon=0.05, a=a, b=b,
+            solve_kwargs={"threshold": 1e-9, "max_iterations": 20000})
+        return float(out[1].divergence if isinstance(out, tuple) else out.divergence)
+
+    mean_x, mean_y = a @ x, b @ y
+    split = np.sum((mean_x - mean_y) ** 2) + s2(x - mean_x, y - mean_y)
+    assert s2(x, y) == pytest.approx(split, rel=1e-5)
+
+
+def _split_model(decoder_points: int, cost_scale: float) -> tuple:
+    cfg = ModelConfig(encoder="transformer", **SMALL)
+    spec = ModelSpec(2, decoder_points, (0.0, -1.0), (1.0, 2.0),
+                     mean_scale(SMALL["emb_dim"], cost_scale))
+    model = build_model(cfg, spec)
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 5, 2)), jnp.full((1, 5), 0.2))
+    return model, params["params"]
+
+
+def test_mean_split_embeds_means_exactly_and_shapes_without_them(cloud):
+    x, w = cloud
+    padded_x = np.concatenate([x, np.full((3, 4, 2), 9.0, np.float32)], axis=1)  # junk
+    padded_w = np.concatenate([w, np.zeros((3, 4), np.float32)], axis=1)
+    model, params = _split_model(0, cost_scale=0.5)
+    shift = np.array([0.3, -0.2], np.float32)
+    emb = _encode(model, params, padded_x, padded_w)
+    moved = _encode(model, params, np.where(padded_w[..., None] > 0, padded_x + shift,
+                                            padded_x), padded_w)
+    assert emb.shape == (3, SMALL["emb_dim"])
+    np.testing.assert_allclose(emb[:, :2] / mean_scale(SMALL["emb_dim"], 0.5),
+                               np.einsum("bn,bnd->bd", w, x), rtol=1e-5)
+    np.testing.assert_allclose(moved[:, 2:], emb[:, 2:], atol=1e-5)  # shape part: no mean
+    # A translation by t is at distance |t|^2 / cost_scale, the target's mean term.
+    np.testing.assert_allclose(embedding_distance(emb, moved, "mse"),
+                               np.sum(shift ** 2) / 0.5, rtol=1e-4)
+    assert not np.allclose(emb[0, 2:], emb[1, 2:], atol=1e-3)  # shapes still differ
+
+
+def test_mean_split_decoder_adds_the_mean_back():
+    model, params = _split_model(11, cost_scale=1.0)
+    emb = np.asarray(jax.random.normal(jax.random.PRNGKey(3), (2, SMALL["emb_dim"])))
+    shift = np.zeros_like(emb)
+    shift[:, :2] = np.array([0.5, -0.25]) * mean_scale(SMALL["emb_dim"], 1.0)
+    decode = lambda e: np.asarray(model.apply({"params": params}, jnp.asarray(e),  # noqa: E731
+                                              method=WormholeModel.decode))
+    np.testing.assert_allclose(decode(emb + shift), decode(emb) + [0.5, -0.25], atol=1e-5)
+    # Centred outputs stay in the box of centred data clouds (the data box's extent).
+    centred = decode(emb) - emb[:, None, :2] / mean_scale(SMALL["emb_dim"], 1.0)
+    assert np.all(np.abs(centred[..., 0]) <= 1.0) and np.all(np.abs(centred[..., 1]) <= 3.0)
+
+
+def test_specs_of_runs_written_before_the_mean_split_load_without_it():
+    old = {"data_dim": 2, "decoder_points": 8, "low": [0, 0], "high": [1, 1]}
+    assert ModelSpec.from_dict(old).mean_scale is None
+    spec = ModelSpec(2, 8, (0.0, 0.0), (1.0, 1.0), 4.0)
+    assert ModelSpec.from_dict(spec.to_dict()) == spec

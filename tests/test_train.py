@@ -317,6 +317,30 @@ def test_run_directory_holds_config_metrics_and_loadable_checkpoint(tmp_path, ti
     assert emb.shape == (5, 16) and decoded.shape == (5, 16, 2)
 
 
+def test_mean_split_run_gives_translations_their_exact_distance_in_user_units(tmp_path,
+                                                                            tiny_data):
+    config = tiny(tmp_path / "run", model={"mean_split": True})
+    train_and_evaluate(config, tiny_data, progress=False)
+    model = wormhole.load(tmp_path / "run")
+    assert model.spec.mean_scale is not None
+    clouds, weights = tiny_data.test.to_list()
+    original = [tiny_data.normalization.invert(c) for c in clouds[:4]]
+    moved = [c + np.array([1.5, -2.0]) for c in original]
+    # Through the normalisation and the cost scale, back to the user's squared units.
+    np.testing.assert_allclose(model.distance(original, moved, weights[:4], weights[:4],
+                                              units="original"), 1.5 ** 2 + 2.0 ** 2,
+                               rtol=1e-3)
+    decoded = model.decode(model.encode(moved, weights[:4]))
+    np.testing.assert_allclose(decoded, model.decode(model.encode(original, weights[:4]))
+                               + np.array([1.5, -2.0]), atol=1e-3)
+
+
+def test_mean_split_needs_room_beside_the_means(tmp_path, tiny_data):
+    config = tiny(tmp_path / "run", model={"mean_split": True, "emb_dim": 2})
+    with pytest.raises(ConfigError, match=r"model.emb_dim \(2\) must exceed"):
+        train_and_evaluate(config, tiny_data, progress=False)
+
+
 def test_batches_depend_only_on_seed_and_step(tiny_data):
     a = sample_batch(tiny_data.train, 7, 8, seed=1, bucket=16)
     b = sample_batch(tiny_data.train, 7, 8, seed=1, bucket=16)

@@ -21,7 +21,8 @@ from wormhole.configlib import (
     did_you_mean,
     option,
 )
-from wormhole.ot.kinds import KINDS, sorting_kinds
+from wormhole.ot.costs import lookup_cost
+from wormhole.ot.kinds import KINDS, get_kind, sorting_kinds
 
 __all__ = [
     "CONFIG_DIR",
@@ -108,6 +109,10 @@ class ModelConfig:
     embedding_distance: str = option("mse", choices=("mse", "euclidean"),
                                     doc="mse matches W2/S2-like targets, euclidean W1/S1-like")
     dtype: str = option("float32", choices=("float32", "bfloat16"))
+    mean_split: bool = option(False, doc="S2/W2 with the squared-Euclidean cost and the mse "
+                              "distance: each cloud's mean fills the embedding's first "
+                              "data-dimension entries, scaled to give the mean term of the "
+                              "target exactly, and the network embeds the centred cloud")
 
 
 @dataclass
@@ -291,12 +296,28 @@ def _check_consistency(config: Config) -> None:
     if config.ot.solver == "sorting" and config.ot.decoder_kind not in (None, *sorting_kinds()):
         raise ConfigError(f"ot.decoder_kind {config.ot.decoder_kind!r} cannot use the sorting "
                           f"solver (ot.solver); use W1 or W2.")
+    if config.model.mean_split:
+        _check_mean_split(config)
     if config.data.name == "files" and not config.data.path:
         raise ConfigError("data.path: the 'files' loader needs a path to an .npz or .npy file "
                           "or a directory of .npy files.")
     if config.data.name == "anndata" and not config.data.path:
         raise ConfigError("data.path: the 'anndata' loader needs an .h5ad file (or "
                           "scanpy:NAME, e.g. scanpy:pbmc68k_reduced).")
+
+
+def _check_mean_split(config: Config) -> None:
+    """model.mean_split is exact only where the target splits into a mean term and a shape
+    term: linear OT with the squared-Euclidean cost, matched by the mse distance."""
+    kind = get_kind(config.ot.kind)
+    cost = config.ot.cost or kind.default_cost
+    named = lookup_cost(cost) if isinstance(cost, str) else None
+    if kind.quadratic or named is None or named.name != "sqeuclidean":
+        raise ConfigError(f"model.mean_split needs a linear OT kind with the sqeuclidean cost "
+                          f"(S2 or W2), but ot.kind is {config.ot.kind!r} with cost {cost!r}.")
+    if config.model.embedding_distance != "mse":
+        raise ConfigError("model.mean_split needs model.embedding_distance: mse (the mean term "
+                          "is a squared distance).")
 
 
 # --------------------------------------------------------------------------- files and overrides

@@ -15,7 +15,7 @@ import numpy as np
 from wormhole.checkpoint import DataRecord, RunMeta
 from wormhole.config import Config, ConfigError, config_from_dict, config_to_dict
 from wormhole.data import Dataset, PointClouds
-from wormhole.models import ModelSpec
+from wormhole.models import ModelSpec, mean_scale
 from wormhole.ot import estimate_cost_scale, get_kind
 
 __all__ = ["RUN_SECTIONS", "check_resume", "data_fingerprint", "data_record",
@@ -67,10 +67,13 @@ def resolve_cost_scale(config: Config, train: PointClouds) -> float:
                                      cost=config.ot.cost, seed=config.data.seed))
 
 
-def resolve_model_spec(config: Config, train: PointClouds) -> ModelSpec:
-    """Data-dependent model facts: dimension, decoder size, decoder output box.
+def resolve_model_spec(config: Config, train: PointClouds,
+                       cost_scale: float | None = None) -> ModelSpec:
+    """Data-dependent model facts: dimension, decoder size, decoder output box, mean factor.
 
     GW embeddings are defined up to rigid motions, so their decoder gets no output box.
+    ``cost_scale`` (the run's, estimated when ``None``) sets the mean factor of
+    ``model.mean_split``.
     """
     if config.loss.reconstruction > 0:
         points = config.model.decoder_points or max(int(np.median(train.sizes)), 1)
@@ -81,7 +84,14 @@ def resolve_model_spec(config: Config, train: PointClouds) -> ModelSpec:
         lowest, highest = train.bounds(positive_weight=True)
         low = tuple(float(v) for v in lowest)
         high = tuple(float(v) for v in highest)
-    return ModelSpec(train.dim, points, low, high)
+    factor = None
+    if config.model.mean_split:
+        if config.model.emb_dim <= train.dim:
+            raise ConfigError(f"model.mean_split: model.emb_dim ({config.model.emb_dim}) must "
+                              f"exceed the data dimension ({train.dim}), which the means take.")
+        scale = resolve_cost_scale(config, train) if cost_scale is None else cost_scale
+        factor = mean_scale(config.model.emb_dim, scale)
+    return ModelSpec(train.dim, points, low, high, factor)
 
 
 def check_resume(stored: RunMeta, config: Config, record: DataRecord, workdir: Path) -> None:

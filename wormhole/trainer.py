@@ -396,7 +396,7 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
         check_resume(stored, config, record, workdir)
     cost_scale = stored.cost_scale if stored else resolve_cost_scale(config, train)
     spec = ModelSpec.from_dict(stored.model_spec) if stored else \
-        resolve_model_spec(config, train)
+        resolve_model_spec(config, train, cost_scale)
     if primary:
         save_config(config, workdir / "config.yaml")
 
