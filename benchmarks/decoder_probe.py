@@ -16,8 +16,10 @@ objective, both at the run's own decoder epsilon (one yardstick for every varian
   barycentre minimises; lower is a better barycentre), averaged over classes.
 
 A PNG draws every variant's class barycentres, one row each. Variant knobs
-(``--variant 'NAME: layers=2, points=128, epsilon=0.002, groups=4'``): decoder transformer
-blocks, output points, the training epsilon of the reconstruction, and ``groups``: also decode
+(``--variant 'NAME: layers=2, points=128, epsilon=0.002, kind=W2, groups=4'``): decoder
+transformer blocks, output points, the training epsilon and OT kind (``ot.decoder_kind``; W2
+is entropic OT without the debiasing, whose minimiser over the decoded cloud is drawn in onto
+the input's strokes) of the reconstruction, and ``groups``: also decode
 the mean embedding of each of four groups of that many embedding-space neighbours and pull it
 towards every member (the barycentre objective as a training term).
 
@@ -47,7 +49,7 @@ DEFAULT_VARIANTS = (
     "two blocks, 128 points, sharper target: layers=2, points=128, epsilon=0.002",
     "barycentres of 4 neighbours as a term: groups=4",
 )
-KNOBS = {"layers": int, "points": int, "epsilon": float, "groups": int}
+KNOBS = {"layers": int, "points": int, "epsilon": float, "kind": str, "groups": int}
 GROUPS_PER_STEP = 4
 NEIGHBOURS = 8  # a group is a cloud and some of its NEIGHBOURS nearest training embeddings
 
@@ -122,7 +124,7 @@ def train_decoder(probe: Probe, knobs: dict, steps: int, seed: int = 0):
     from tqdm import tqdm
 
     from wormhole.models import WormholeModel, build_model
-    from wormhole.ot import OTSpec
+    from wormhole.ot import OTSpec, get_kind
 
     cfg = probe.config
     spec, layers = probe.wormhole.spec, knobs.get("layers", cfg.model.decoder_layers)
@@ -134,6 +136,8 @@ def train_decoder(probe: Probe, knobs: dict, steps: int, seed: int = 0):
                         jnp.asarray(train.weights[:2]))["params"]["decoder"]
     ot = cfg.ot if "epsilon" not in knobs else dataclasses.replace(
         cfg.ot, decoder_epsilon=knobs["epsilon"], max_iterations=max(cfg.ot.max_iterations, 500))
+    if "kind" in knobs:
+        ot = dataclasses.replace(ot, decoder_kind=get_kind(knobs["kind"]).name)
     target = OTSpec.from_config(ot, cost_scale=probe.wormhole.cost_scale, decoder=True)
     rate = cfg.train.learning_rate
     warmup = min(cfg.train.warmup_steps, max(steps - 1, 1))
@@ -244,7 +248,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=1500, help="decoder training steps")
     parser.add_argument("--members", type=int, default=50, help="held-out clouds per class")
     parser.add_argument("--variant", action="append", default=None,
-                        help="'NAME: layers=L, points=P, epsilon=E, groups=G' (repeatable)")
+                        help="'NAME: layers=L, points=P, epsilon=E, kind=K, groups=G' (repeatable)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
