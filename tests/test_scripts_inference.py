@@ -206,7 +206,7 @@ def test_evaluate_run_reports_every_section_and_writes_the_plots(run, tmp_path):
     assert stress["lower_bound"] <= stress["optimum"] <= stress["upper_bound"] \
         <= stress["classical_mds"]
     assert stress["model"] >= stress["lower_bound"]
-    assert report["reconstruction"]["num_clouds"] == 3
+    assert report["reconstruction"]["num_clouds"] == 3 and report["reconstruction"]["kind"] == "S2"
     assert set(report["barycenters"]["classes"]) == {"5"}
     near = report["neighbourhoods"]
     assert near["kind"] == "W2" and near["method"] == "exact" and near["clouds"] == 30
