@@ -311,7 +311,7 @@ def _check_mean_split(config: Config) -> None:
     term: linear OT with the squared-Euclidean cost, matched by the mse distance."""
     kind = get_kind(config.ot.kind)
     cost = config.ot.cost or kind.default_cost
-    named = lookup_cost(cost) if isinstance(cost, str) else None
+    named = lookup_cost(cost)
     if kind.quadratic or named is None or named.name != "sqeuclidean":
         raise ConfigError(f"model.mean_split needs a linear OT kind with the sqeuclidean cost "
                           f"(S2 or W2), but ot.kind is {config.ot.kind!r} with cost {cost!r}.")
