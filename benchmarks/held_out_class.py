@@ -6,8 +6,8 @@
 
 The Wormhole paper's out-of-distribution experiment (Haviv et al., 2024): the class never
 reaches training (``data.exclude_labels``), so its clouds are new to the encoder. Training is
-``scripts/train.py`` with Table 1's Fashion-MNIST row (``benchmarks/table1.py``: the
-``mnist.yaml`` model size, scaled down for 2 CPU cores) plus the exclusion; the held-out
+``scripts/train.py`` with Table 1's Fashion-MNIST row (``benchmarks/table1.py``:
+``fashion_mnist.yaml`` as shipped, one evaluation at the end) plus the exclusion; the held-out
 figures are the ``held_out`` section of ``wormhole.evaluate.evaluate_run`` on the official
 test split, against the training target (S2):
 
