@@ -15,6 +15,9 @@ test split, against the training target (S2):
 - pairs of a held-out and a seen cloud, next to random pairs of seen clouds;
 - 1-NN label accuracy, leave-one-out within the test split: does a held-out cloud's nearest
   test cloud share its class (held-out clouds, and seen clouds for comparison)?
+- the same 1-NN question answered by exact OT (POT; W2^2 for an S2 run) for a sample of
+  held-out and seen clouds among random test clouds, next to the embedding's answer on the
+  same references: how much of a miss is the embedding's, and how much the OT geometry's.
 
 MSE is the stress (mean squared difference of the model's distance and the target, in the
 run's target units); the paper's MSE is in its own units, so only the held-out / seen ratio
@@ -31,6 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
 from benchmarks._harness import (  # noqa: E402
@@ -43,6 +48,7 @@ from benchmarks._harness import (  # noqa: E402
     write_result,
 )
 from benchmarks.table1 import DATASETS  # noqa: E402
+from wormhole.evaluate.neighbours import knn_label_accuracy  # noqa: E402
 
 # As quoted in the benchmark-suite issue: Fashion-MNIST without 'Bag'.
 PAPER = {"held_out": "Bag", "pearson": 0.995, "accuracy": 0.97,
@@ -51,6 +57,53 @@ PAPER = {"held_out": "Bag", "pearson": 0.995, "accuracy": 0.97,
 _QUICK = ("digits.yaml", ["train.steps=40", "train.eval_every=40", "model.num_layers=1",
                           "model.width=32", "model.mlp_dim=64", "model.emb_dim=16",
                           "data.max_clouds=400", "data.test_fraction=0.4"])
+
+
+def one_nn_accuracy(distances, queries, references, labels) -> float:
+    """1-NN label accuracy of test clouds ``queries`` among test clouds ``references`` from
+    ``distances[len(queries), len(references)]``; a query is never its own neighbour."""
+    masked = np.where(np.asarray(queries)[:, None] == np.asarray(references)[None, :],
+                      np.inf, np.asarray(distances, dtype=float))
+    return knn_label_accuracy(masked, labels[queries], 1, labels[references])
+
+
+def exact_neighbours(workdir: Path, queries: int, references: int, seed: int = 0) -> dict:
+    """1-NN of ``queries`` held-out and as many seen test clouds among ``references`` random
+    test clouds, by the embedding and by exact OT (the run kind's unregularised counterpart,
+    POT's network simplex) on the same references."""
+    from wormhole.evaluate.ground_truth import ground_truth_distances
+    from wormhole.evaluate.splits import label_values, run_split
+    from wormhole.inference import load
+    from wormhole.ot.kinds import get_kind
+
+    model = load(workdir)
+    config = model.config
+    clouds = run_split(config, "test")
+    held = np.isin(clouds.labels, label_values(list(config.data.exclude_labels), clouds))
+    rng = np.random.default_rng((seed, 17))
+    refs = np.sort(rng.choice(len(clouds), min(references, len(clouds)), replace=False))
+    count = min(queries, int(held.sum()), int((~held).sum()))
+    picked = {"held_out": rng.choice(np.nonzero(held)[0], count, replace=False),
+              "seen": rng.choice(np.nonzero(~held)[0], count, replace=False)}
+    kind = get_kind(config.ot.kind).exact or config.ot.kind
+    normalized = model.prepare(clouds)
+    embeddings = np.asarray(model.encode(clouds))
+    result = {"kind": kind, "num_queries": count, "num_reference": len(refs),
+              "reference_held_out": int(held[refs].sum())}
+    for name, index in picked.items():
+        rows, cols = np.repeat(index, len(refs)), np.tile(refs, len(index))
+        exact = ground_truth_distances(
+            normalized.subset(rows), None, normalized.subset(cols), None, kind=kind,
+            method="auto", epsilon=None if get_kind(kind).has_exact_solver
+            else config.ot.epsilon, max_exact_points=config.eval.max_exact_points,
+            cost=config.ot.cost, cost_scale=model.cost_scale, progress=True)
+        predicted = np.array(model.embedding_distances(embeddings[index][:, None],
+                                                       embeddings[refs][None]))
+        result[name] = {
+            "embedding": one_nn_accuracy(predicted, index, refs, clouds.labels),
+            "exact": one_nn_accuracy(exact.reshape(len(index), len(refs)), index, refs,
+                                     clouds.labels)}
+    return result
 
 
 def measure(workdir: Path, pairs: int) -> dict:
@@ -104,6 +157,7 @@ def report_lines(result: dict) -> list[str]:
         f"- 1-NN label accuracy, leave-one-out in the test split: {label} clouds "
         f"{held['nearest_neighbor_leave_one_out']:.3f} (paper {PAPER['accuracy']}), seen "
         f"classes {held['nearest_neighbor_leave_one_out_seen']:.3f}.",
+        *_exact_lines(result.get("exact_neighbours"), label),
         f"- All random test pairs: Pearson {result['all_test_pairs']['pearson']:.4f} "
         f"({result['all_test_pairs']['num_pairs']} pairs).",
         f"- Plot: `{result['name']}.agreement.png` (model distance against the target on the "
@@ -111,6 +165,17 @@ def report_lines(result: dict) -> list[str]:
         "- The paper's figures are as quoted in the benchmark-suite issue; its MSE is in its "
         "own units, so compare the ratio, not the values.",
     ]
+
+
+def _exact_lines(found: dict | None, label: str) -> list[str]:
+    if not found:
+        return []
+    kind = "W2^2" if found["kind"] == "W2" else found["kind"]
+    return [f"- 1-NN label accuracy among {found['num_reference']} random test clouds "
+            f"({found['reference_held_out']} of them {label}), {found['num_queries']} clouds "
+            f"each, by the embedding / by exact {kind} (POT) on the same references: "
+            f"{label} {found['held_out']['embedding']:.3f} / {found['held_out']['exact']:.3f}, "
+            f"seen classes {found['seen']['embedding']:.3f} / {found['seen']['exact']:.3f}."]
 
 
 def main(argv=None) -> int:
@@ -124,6 +189,12 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-run", default=None, help="keep the trained run here")
     parser.add_argument("--rescore", action="store_true",
                         help="score the run kept in --keep-run again instead of training")
+    parser.add_argument("--exact-queries", type=int, default=None,
+                        help="held-out (and as many seen) clouds whose 1-NN is also found by "
+                        "exact OT (default 100; 6 with --quick; 0 skips)")
+    parser.add_argument("--exact-references", type=int, default=None,
+                        help="random test clouds they are matched against (default 1000; "
+                        "60 with --quick)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
@@ -132,9 +203,13 @@ def main(argv=None) -> int:
     if args.quick:
         config, overrides = _QUICK
         held_out, args.pairs = args.held_out or "8", min(args.pairs, 60)
+        queries, references = 6, 60
     else:
         config, overrides = "fashion_mnist.yaml", list(DATASETS["fashion_mnist"]["overrides"])
         held_out = args.held_out or PAPER["held_out"]
+        queries, references = 100, 1000
+    queries = queries if args.exact_queries is None else args.exact_queries
+    references = references if args.exact_references is None else args.exact_references
     overrides = [*overrides, f"data.exclude_labels=[{json.dumps(held_out)}]", *args.set]
     output = Path(args.output) if args.output else (None if args.quick
                                                     else RESULTS / "held_out_class")
@@ -147,6 +222,8 @@ def main(argv=None) -> int:
         else:
             seconds, command = run_training(config, overrides, workdir)
         figures = measure(workdir, args.pairs)
+        if queries > 0:
+            figures["exact_neighbours"] = exact_neighbours(workdir, queries, references)
         result = {**run.finish(), "name": output.name if output else "", "config": config,
                   "overrides": overrides, "rescored": args.rescore,
                   "train_minutes": None if seconds is None else seconds / 60,

@@ -6,7 +6,26 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from .conftest import REPO
+
+sys.path.insert(0, str(REPO))
+
+from benchmarks.held_out_class import one_nn_accuracy  # noqa: E402
+
+
+def test_one_nn_accuracy_never_counts_a_query_as_its_own_neighbour():
+    labels = np.array([0, 0, 1, 1])
+    queries, references = np.array([0, 2]), np.array([0, 1, 2, 3])
+    # Each query is nearest to itself (distance 0); its next neighbour decides.
+    distances = np.array([[0.0, 5.0, 1.0, 9.0],     # cloud 0: nearest other is 2 (class 1)
+                          [4.0, 8.0, 0.0, 2.0]])    # cloud 2: nearest other is 3 (class 1)
+    assert one_nn_accuracy(distances, queries, references, labels) == 0.5
+    # Without itself among the references a query's nearest is the smallest distance.
+    assert one_nn_accuracy(distances[:, 1:], queries, references[1:], labels) == 0.5
+    assert one_nn_accuracy(distances[:, [1, 3]], queries, references[[1, 3]], labels) == 1.0
 
 
 def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
@@ -22,7 +41,13 @@ def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
     for key in ("seen_classes_within_class_pairs", "held_out_to_seen_pairs", "seen_pairs"):
         assert held[key]["num_pairs"] == 60 and -1 <= held[key]["pearson"] <= 1
     assert 0 <= held["nearest_neighbor_leave_one_out"] <= 1
+    found = result["exact_neighbours"]
+    assert found["kind"] == "W2" and found["num_queries"] == 6 and found["num_reference"] == 60
+    for group in ("held_out", "seen"):
+        for judge in ("embedding", "exact"):
+            assert found[group][judge] * 6 == pytest.approx(round(found[group][judge] * 6))
     text = (tmp_path / "ood.md").read_text()
+    assert "by exact W2^2 (POT) on the same references" in text
     assert "| within 8 |" in text and "| 8 to a seen cloud |" in text
     assert (tmp_path / "ood.agreement.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -35,4 +60,5 @@ def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
     rescored = json.loads((tmp_path / "again.json").read_text())
     assert rescored["rescored"] and rescored["train_minutes"] == result["train_minutes"]
     assert rescored["held_out"]["seen_pairs"]["num_pairs"] == 30
+    assert rescored["exact_neighbours"] == found  # same seed, same clouds, same answers
     assert "later scoring of that run" in (tmp_path / "again.md").read_text()
