@@ -42,7 +42,8 @@ def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
         assert held[key]["num_pairs"] == 60 and -1 <= held[key]["pearson"] <= 1
     assert 0 <= held["nearest_neighbor_leave_one_out"] <= 1
     found = result["exact_neighbours"]
-    assert found["kind"] == "W2" and found["num_queries"] == 6 and found["num_reference"] == 60
+    assert found["kind"] == "W2" and found["method"] == "exact"
+    assert found["num_queries"] == 6 and found["num_reference"] == 60
     for group in ("held_out", "seen"):
         for judge in ("embedding", "exact"):
             assert found[group][judge] * 6 == pytest.approx(round(found[group][judge] * 6))
