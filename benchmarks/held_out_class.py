@@ -67,17 +67,14 @@ def one_nn_accuracy(distances, queries, references, labels) -> float:
     return knn_label_accuracy(masked, labels[queries], 1, labels[references])
 
 
-def exact_neighbours(workdir: Path, queries: int, references: int, seed: int = 0) -> dict:
+def exact_neighbours(model, queries: int, references: int, seed: int = 0) -> dict | None:
     """1-NN of ``queries`` held-out and as many seen test clouds among ``references`` random
     test clouds, by the embedding and by OT on the same references: exact OT (the run kind's
     unregularised counterpart, POT's network simplex) where it applies, else the run kind
     itself by converged Sinkhorn. ``None`` when either group is empty."""
-    from wormhole.evaluate.ground_truth import ground_truth_distances
+    from wormhole.evaluate.ground_truth import ground_truth_distances, neighbour_judge
     from wormhole.evaluate.splits import label_values, run_split
-    from wormhole.inference import load
-    from wormhole.ot.kinds import get_kind
 
-    model = load(workdir)
     config = model.config
     clouds = run_split(config, "test")
     held = np.isin(clouds.labels, label_values(list(config.data.exclude_labels), clouds))
@@ -88,21 +85,18 @@ def exact_neighbours(workdir: Path, queries: int, references: int, seed: int = 0
         return None
     picked = {"held_out": rng.choice(np.nonzero(held)[0], count, replace=False),
               "seen": rng.choice(np.nonzero(~held)[0], count, replace=False)}
-    kind = get_kind(config.ot.kind).exact or config.ot.kind
-    exact_solver = (get_kind(kind).has_exact_solver
-                    and int(clouds.sizes.max()) <= config.eval.max_exact_points)
-    if not exact_solver:
-        kind = config.ot.kind
+    kind, method = neighbour_judge(config.ot.kind, int(clouds.sizes.max()),
+                                   config.eval.max_exact_points, config.eval.ground_truth)
     normalized = model.prepare(clouds)
     embeddings = np.asarray(model.encode(clouds))
-    result = {"kind": kind, "method": "exact" if exact_solver else "sinkhorn",
+    result = {"kind": kind, "method": method,
               "num_queries": count, "num_reference": len(refs),
               "reference_held_out": int(held[refs].sum())}
     for name, index in picked.items():
         rows, cols = np.repeat(index, len(refs)), np.tile(refs, len(index))
         exact = ground_truth_distances(
             normalized.subset(rows), None, normalized.subset(cols), None, kind=kind,
-            method=result["method"], epsilon=None if exact_solver else config.ot.epsilon,
+            method=method, epsilon=None if method == "exact" else config.ot.epsilon,
             max_exact_points=config.eval.max_exact_points, cost=config.ot.cost,
             cost_scale=model.cost_scale, progress=True)
         predicted = np.array(model.embedding_distances(embeddings[index][:, None],
@@ -114,11 +108,11 @@ def exact_neighbours(workdir: Path, queries: int, references: int, seed: int = 0
     return result
 
 
-def measure(workdir: Path, pairs: int) -> dict:
+def measure(model, pairs: int) -> dict:
     """The held-out section of the run's evaluation, plus where its plots were written."""
     from wormhole.evaluate import evaluate_run
 
-    report = evaluate_run(workdir, num_pairs=pairs, exact=False, stress_clouds=0,
+    report = evaluate_run(model, num_pairs=pairs, exact=False, stress_clouds=0,
                           barycenter_labels=[], interpolations=0, num_plot=0,
                           neighbour_clouds=0, max_reference=2000, progress=False)
     held = report["held_out"]
@@ -231,9 +225,12 @@ def main(argv=None) -> int:
                                 or (None, training_command(config, overrides, workdir)))
         else:
             seconds, command = run_training(config, overrides, workdir)
-        figures = measure(workdir, args.pairs)
+        from wormhole.inference import load
+
+        model = load(workdir)  # once, for the evaluation and the exact neighbours
+        figures = measure(model, args.pairs)
         if queries > 0:
-            figures["exact_neighbours"] = exact_neighbours(workdir, queries, references)
+            figures["exact_neighbours"] = exact_neighbours(model, queries, references)
         result = {**run.finish(), "name": output.name if output else "", "config": config,
                   "overrides": overrides, "rescored": args.rescore,
                   "train_minutes": None if seconds is None else seconds / 60,

@@ -25,7 +25,7 @@ from wormhole.evaluate import (
     nearest_neighbor_accuracy,
     pairwise_ground_truth,
 )
-from wormhole.evaluate.ground_truth import gaussian_w2
+from wormhole.evaluate.ground_truth import gaussian_w2, neighbour_judge
 from wormhole.evaluate.plots import plot_clouds
 from wormhole.ot import OTSpec, pairwise_distances
 
@@ -304,3 +304,15 @@ def test_clouds_of_any_dimension_are_drawn(tmp_path, dim):
     path = plot_clouds(clouds, tmp_path / f"clouds{dim}.png", titles=["a", "b", "c"],
                        title=f"{dim}-D")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_neighbour_judge_prefers_the_exact_counterpart_while_pot_applies():
+    # Entropic kinds are judged by their unregularised counterpart, solved by POT...
+    assert neighbour_judge("S2", 356, 2000) == ("W2", "exact")
+    assert neighbour_judge("S1", 2000, 2000) == ("W1", "exact")
+    # ...until the clouds outgrow the network simplex: then the kind itself, by Sinkhorn,
+    assert neighbour_judge("S2", 2001, 2000) == ("S2", "sinkhorn")
+    # unless the run's eval.ground_truth names a method.
+    assert neighbour_judge("W2", 2001, 2000, "exact") == ("W2", "exact")
+    # GW has no exact counterpart at any size.
+    assert neighbour_judge("GW", 10, 2000) == ("GW", "sinkhorn")

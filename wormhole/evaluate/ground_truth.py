@@ -50,7 +50,7 @@ from wormhole.ot.costs import CostLike, cost_matrix, resolve_cost
 from wormhole.ot.kinds import get_kind
 
 __all__ = ["ANNEAL_ITERATIONS", "annealed_epsilon", "gaussian_w2", "ground_truth_distances",
-           "pairwise_ground_truth"]
+           "neighbour_judge", "pairwise_ground_truth", "resolve_method"]
 
 # Relative epsilon (times the pair's mean cost) used when W1/W2 go through Sinkhorn.
 _W_RELATIVE_EPSILON = 1e-3
@@ -242,6 +242,27 @@ def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_sca
 
 
 # ------------------------------------------------------------------------------ public
+
+
+def resolve_method(kind: str, max_points: int, max_exact_points: int,
+                   method: str = "auto") -> str:
+    """``method`` with ``auto`` resolved for clouds of at most ``max_points`` points:
+    ``exact`` where ``kind`` has an exact solver and the clouds fit, else ``sinkhorn``."""
+    if method != "auto":
+        return method
+    small = max_points <= max_exact_points
+    return "exact" if get_kind(kind).has_exact_solver and small else "sinkhorn"
+
+
+def neighbour_judge(kind: str, max_points: int, max_exact_points: int,
+                    method: str = "auto") -> tuple[str, str]:
+    """The OT a ``kind`` run's neighbourhoods are judged by, and how it is solved: the
+    kind's unregularised counterpart (``W2`` for ``S2``) exactly where POT applies, else
+    ``kind`` itself by :func:`resolve_method`."""
+    exact = get_kind(kind).exact
+    if exact and max_points <= max_exact_points:
+        return exact, "exact"
+    return kind, resolve_method(kind, max_points, max_exact_points, method)
 
 
 def ground_truth_distances(clouds_a, weights_a, clouds_b, weights_b, kind: str = "W2",

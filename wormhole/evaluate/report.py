@@ -22,7 +22,9 @@ from wormhole.evaluate.barycenter import compare_barycenter
 from wormhole.evaluate.ground_truth import (
     gaussian_w2,
     ground_truth_distances,
+    neighbour_judge,
     pairwise_ground_truth,
+    resolve_method,
 )
 from wormhole.evaluate.metrics import (
     agreement,
@@ -87,11 +89,9 @@ class _Evaluation:
 
     def _method(self, kind: str) -> str:
         """How the ground truth of ``kind`` is solved here (``auto`` resolved)."""
-        method = self.config.eval.ground_truth
-        if method != "auto":
-            return method
-        small = int(self.clouds.sizes.max()) <= self.config.eval.max_exact_points
-        return "exact" if get_kind(kind).has_exact_solver and small else "sinkhorn"
+        ev = self.config.eval
+        return resolve_method(kind, int(self.clouds.sizes.max()), ev.max_exact_points,
+                              ev.ground_truth)
 
     def _predicted(self, first, second) -> np.ndarray:
         return self.model.embedding_distances(self.embeddings[first], self.embeddings[second])
@@ -177,11 +177,9 @@ class _Evaluation:
 
     def _neighbour_kind(self) -> tuple[str, str]:
         """The OT neighbourhoods are judged by: the exact counterpart where POT applies."""
-        kind = self.config.ot.kind
-        exact = get_kind(kind).exact
-        if exact and int(self.clouds.sizes.max()) <= self.config.eval.max_exact_points:
-            return exact, "exact"
-        return kind, self._method(kind)
+        ev = self.config.eval
+        return neighbour_judge(self.config.ot.kind, int(self.clouds.sizes.max()),
+                               ev.max_exact_points, ev.ground_truth)
 
     def neighbourhoods(self, num_clouds: int, reference: PointClouds | None,
                        num_reference: int) -> None:
