@@ -13,9 +13,10 @@ then evaluated on its held-out clouds by ``wormhole.evaluate.evaluate_run``:
 - OT correlation: Pearson between the model's distance and the reference on ``--pairs``
   random held-out pairs: exact W2^2 (POT) for the S2 runs on images, converged entropic GW
   for the shapes (GW has no exact solver here);
-- label accuracy: 1-NN label of each held-out cloud among ``--references`` training clouds
-  by the embedding (the paper's classifier on embeddings is not specified further here;
-  ours is 1-NN).
+- label accuracy: 1-NN and 10-NN label of each held-out cloud among ``--references``
+  training clouds by the embedding, and a small classifier fit on those references'
+  embeddings (``wormhole.evaluate.metrics.PROBE``); the paper does not say which
+  classifier it used.
 
 Next to the paper's figures (Haviv et al., 2024, Table 1). Our 3-D shapes (sphere, cube,
 torus, ... under random rotations and scales, ``shapes_gw.yaml``) stand in for ShapeNet,
@@ -130,7 +131,7 @@ def measure(workdir: Path, pairs: int, references: int) -> dict:
         return {"skipped": "stopped by the time limit before its first checkpoint"}
     report = evaluate_run(workdir, num_pairs=pairs, stress_clouds=0, barycenter_labels=[],
                           interpolations=0, neighbour_clouds=0, max_reference=references,
-                          plots=False, progress=False)
+                          plots=False, progress=False, label_probe=True)
     exact = report.get("pairs_exact") or report["pairs"]
     near = report.get("nearest_neighbor", {})
     return {"pearson": exact["pearson"], "num_pairs": exact["num_pairs"],
@@ -138,6 +139,8 @@ def measure(workdir: Path, pairs: int, references: int) -> dict:
             "reference_method": exact.get("method", ""),
             "pearson_training_kind": report["pairs"]["pearson"],
             "accuracy": near.get("against_train"), "num_reference": near.get("num_reference"),
+            "knn_accuracy": near.get("knn_against_train"),
+            "probe_accuracy": near.get("probe_against_train"), "probe": near.get("probe"),
             "step": report["step"]}
 
 
@@ -171,25 +174,32 @@ def report_lines(rows: list[dict], args) -> list[str]:
     for r in rows:
         paper = r["paper"]
         if r.get("skipped"):
-            table.append([paper["set"], r["name"], "not run", "-", "-",
+            table.append([paper["set"], r["name"], "not run", "-", "-", "-", "-",
                           f"{paper['pearson']} / {paper['accuracy']}", "-", r["skipped"]])
             continue
         scaled = r["scaled"] + ("; stopped by the time limit, its last checkpoint scored"
                                 if r.get("stopped") else "")
         table.append([paper["set"], r["name"], f"{_fmt(r['pearson'])} (vs {r['reference_kind']})",
                       f"{_fmt(r['accuracy'])} ({r['num_reference']:,} refs)",
+                      _fmt((r.get("knn_accuracy") or {}).get("10")),
+                      _fmt(r.get("probe_accuracy")),
                       f"{r['train_minutes']:.1f}",
                       f"{paper['pearson']} / {paper['accuracy']}", r["step"], scaled])
     pairs = sorted({r.get("num_pairs", args.pairs) for r in rows if not r.get("skipped")})
+    probe_name = next((r["probe"] for r in rows if r.get("probe")), "a small classifier")
     return [
         f"OT correlation: Pearson of the model's distance against the reference on "
         f"{' / '.join(str(n) for n in pairs) or args.pairs} random held-out pairs (exact W2^2 "
         "by POT for S2 runs; converged entropic "
-        f"GW for GW runs). Label accuracy: 1-NN of each held-out cloud among random "
-        "training clouds (refs) by the embedding. Train min: the whole "
-        "`scripts/train.py` command on the machine its row names.", "",
-        *markdown_table(["paper's set", "ours", "OT correlation", "label accuracy",
-                         "train min", "paper (corr. / acc.)", "steps", "what was run"], table),
+        f"GW for GW runs). Label accuracy (the paper does not say which classifier it "
+        "used): 1-NN of each held-out cloud among random training clouds (refs) by the "
+        "embedding; 10-NN: the majority of its 10 nearest among the same refs; probe: "
+        f"{probe_name} fit on the refs' embeddings (a dash: the row was scored "
+        "before these existed). Train min: the whole `scripts/train.py` command on the "
+        "machine its row names.", "",
+        *markdown_table(["paper's set", "ours", "OT correlation", "label accuracy 1-NN",
+                         "10-NN", "probe", "train min", "paper (corr. / acc.)", "steps",
+                         "what was run"], table),
         "", "Each row's training command, with the start of the invocation that trained it and its "
         "CPU (and GPU):", "",
         *[f"- {r['name']} ({r.get('date', 'date not recorded')}, {r.get('cpu') or '-'}"

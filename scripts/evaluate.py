@@ -46,8 +46,13 @@ def _summary(report: dict) -> str:
                      f"{closed['target']['pearson']:.4f})")
     if "nearest_neighbor" in report:
         nn = report["nearest_neighbor"]
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in nn.items() if k != "num_reference")
-        lines.append(f"1-NN label accuracy: {shown}")
+        line = f"1-NN label accuracy: leave_one_out {nn['leave_one_out']:.4f}"
+        if "against_train" in nn:
+            knn = ", ".join(f"{k}-NN {v:.4f}" for k, v in nn["knn_against_train"].items())
+            line += f"; against {nn['num_reference']} training clouds: {knn}"
+        if "probe_against_train" in nn:
+            line += f"; label probe {nn['probe_against_train']:.4f}"
+        lines.append(line)
     if "neighbourhoods" in report:
         nb = report["neighbourhoods"]
         recall = ", ".join(f"@{k} {v:.3f}" for k, v in nb["recall"].items())
@@ -116,6 +121,9 @@ def main(argv=None) -> int:
                         help="reconstructions drawn (default eval.num_plot)")
     parser.add_argument("--output-dir", default=None,
                         help="default <run>/eval/<split>-step<step>")
+    parser.add_argument("--label-probe", action="store_true",
+                        help="also fit a small classifier on the training embeddings and "
+                             "report its label accuracy")
     parser.add_argument("--no-plots", action="store_true", help="write report.json only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
@@ -130,7 +138,7 @@ def main(argv=None) -> int:
             reference_epsilon=args.reference_epsilon, interpolations=args.interpolations,
             num_plot=args.num_plot, neighbour_clouds=args.neighbour_clouds,
             neighbour_references=args.neighbour_references,
-            output_dir=args.output_dir, plots=not args.no_plots,
+            output_dir=args.output_dir, plots=not args.no_plots, label_probe=args.label_probe,
             seed=args.seed, progress=not args.no_progress, step=args.step)
     except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint) as err:
         print(f"error: {err}", file=sys.stderr)

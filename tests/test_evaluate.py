@@ -26,6 +26,7 @@ from wormhole.evaluate import (
     pairwise_ground_truth,
 )
 from wormhole.evaluate.ground_truth import gaussian_w2, neighbour_judge
+from wormhole.evaluate.metrics import knn_accuracies, probe_accuracy
 from wormhole.evaluate.plots import plot_clouds
 from wormhole.ot import OTSpec, pairwise_distances
 
@@ -249,6 +250,34 @@ def test_nearest_neighbor_accuracy_on_separated_and_mixed_classes():
     assert nearest_neighbor_accuracy(emb, 1 - labels, emb + 0.01, labels) == 0.0
     with pytest.raises(ValueError, match="labels of shape"):
         nearest_neighbor_accuracy(emb, labels[:5])
+
+
+def test_knn_accuracies_vote_among_the_k_nearest_references():
+    # References on a line, labelled a a b b b; a query at 0.1 labelled a is right by its
+    # nearest (a), its 3 nearest (a a b) and wrong by all 5 (b b b win).
+    refs, ref_labels = np.arange(5.0)[:, None], np.array(list("aabbb"))
+    assert knn_accuracies([[0.1]], ["a"], refs, ref_labels, ks=(1, 3, 5, 6)) == {
+        "1": 1.0, "3": 1.0, "5": 0.0}  # k = 6 exceeds the references: left out
+    rng = np.random.default_rng(1)
+    emb, ref = rng.normal(size=(50, 3)), rng.normal(size=(80, 3))
+    labels, ref_lab = rng.integers(3, size=50), rng.integers(3, size=80)
+    assert knn_accuracies(emb, labels, ref, ref_lab)["1"] == nearest_neighbor_accuracy(
+        emb, labels, ref, ref_lab)
+    with pytest.raises(ValueError, match="reference embeddings of shape"):
+        knn_accuracies(emb, labels, ref, ref_lab[:3])
+
+
+def test_probe_accuracy_learns_a_boundary_nearest_neighbours_need_not_see():
+    # Label = inside or outside the unit circle: no linear boundary, an MLP learns it.
+    rng = np.random.default_rng(0)
+    train, test = rng.uniform(-2, 2, (1500, 2)), rng.uniform(-2, 2, (400, 2))
+    inside = lambda x: (np.linalg.norm(x, axis=1) < 1.2).astype(int)  # noqa: E731
+    assert probe_accuracy(train, inside(train), test, inside(test)) > 0.9
+    # Labels unrelated to the embedding: chance, not better.
+    noise = rng.integers(2, size=len(train))
+    assert probe_accuracy(train, noise, test, rng.integers(2, size=len(test))) < 0.6
+    with pytest.raises(ValueError, match="at least two labels"):
+        probe_accuracy(train, np.zeros(len(train)), test, inside(test))
 
 
 # --------------------------------------------------------------------------- barycenter

@@ -9,6 +9,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from wormhole.evaluate.neighbours import (
     knn_label_accuracy,
     knn_predict,
+    majority_vote,
     nearest_indices,
     neighbourhood_agreement,
     recall_at_k,
@@ -25,6 +26,11 @@ def test_nearest_indices_skip_self_and_sort_by_distance():
     np.testing.assert_array_equal(nearest_indices(d, 1, exclude_self=False)[:, 0], range(4))
     with pytest.raises(ValueError, match="between 1 and 3"):
         nearest_indices(d, 4)
+
+
+def test_a_tied_vote_goes_to_the_nearest_neighbours_label():
+    np.testing.assert_array_equal(majority_vote([[2, 1, 1, 2], [3, 1, 1, 0], [5, 5, 4, 4]]),
+                                  [2, 1, 5])
 
 
 def test_recall_counts_the_shared_neighbours():

@@ -189,12 +189,17 @@ def test_evaluate_run_reports_every_section_and_writes_the_plots(run, tmp_path):
     workdir, model, _ = run
     report = evaluate_run(workdir, num_pairs=40, stress_clouds=10, barycenter_labels=["5"],
                           barycenter_clouds=6, interpolations=1, neighbour_clouds=30,
-                          neighbour_references=20, output_dir=tmp_path, progress=False)
+                          neighbour_references=20, output_dir=tmp_path, progress=False,
+                          label_probe=True)
     assert json.loads((tmp_path / "report.json").read_text()) == report
     pairs = report["pairs"]
     assert pairs["num_pairs"] == 40 and -1 <= pairs["pearson"] <= 1
     assert report["pairs_exact"]["kind"] == "W2"
-    assert 0 <= report["nearest_neighbor"]["against_train"] <= 1
+    labels = report["nearest_neighbor"]
+    assert 0 <= labels["against_train"] <= 1
+    assert labels["knn_against_train"]["1"] == labels["against_train"]
+    assert set(labels["knn_against_train"]) == {"1", "5", "10"}
+    assert 0 <= labels["probe_against_train"] <= 1 and "MLPClassifier" in labels["probe"]
     # Class 3 never reached training; it is reported on its own.
     held = report["held_out"]
     assert held["labels"] == ["3"] and held["num_clouds"] >= 2 and "pearson" in held

@@ -34,9 +34,12 @@ def test_quick_mode_trains_then_scores_each_row_against_its_reference(tmp_path):
     assert rows["shapes_gw"]["reference_kind"] == "GW"
     for row in rows.values():
         assert -1.0 <= row["pearson"] <= 1.0 and 0.0 <= row["accuracy"] <= 1.0
+        assert row["knn_accuracy"]["1"] == row["accuracy"]
+        assert 0.0 <= row["knn_accuracy"]["10"] <= 1.0 and 0.0 <= row["probe_accuracy"] <= 1.0
         assert row["train_minutes"] > 0 and row["num_reference"] == 100
     text = (tmp_path / "t1.md").read_text()
     assert "| MNIST | mnist |" in text and "(100 refs)" in text and "0.98 / 0.98" in text
+    assert "| 10-NN | probe |" in text and "MLPClassifier" in text
 
 
 def test_an_absent_data_set_is_reported_as_not_run_with_the_loaders_reason(tmp_path):

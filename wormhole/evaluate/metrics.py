@@ -15,8 +15,14 @@ from scipy import stats
 
 from wormhole.data.transforms import distinct_random_pairs
 
-__all__ = ["Agreement", "UndefinedCorrelationWarning", "agreement", "distinct_random_pairs",
-           "nearest_neighbor_accuracy", "nearest_neighbor_hits"]
+__all__ = ["PROBE", "Agreement", "UndefinedCorrelationWarning", "agreement",
+           "distinct_random_pairs", "knn_accuracies", "nearest_neighbor_accuracy",
+           "nearest_neighbor_hits", "probe_accuracy"]
+
+# The label probe of :func:`probe_accuracy`, as reports describe it.
+PROBE = ("scikit-learn MLPClassifier: standardised embeddings, one hidden layer of 256 ReLU "
+         "units, Adam at 3e-3 for at most 200 epochs, stopped after 20 without gain on a "
+         "held-back 10% of the references, seed 0")
 
 # Values whose spread is at most this fraction of their largest magnitude count as all equal:
 # float32 rounding of one repeated distance, not a signal a correlation could measure.
@@ -146,3 +152,55 @@ def nearest_neighbor_accuracy(query, query_labels, reference=None,
     """Fraction of :func:`nearest_neighbor_hits`: 1-NN label accuracy in embedding space."""
     return float(np.mean(nearest_neighbor_hits(query, query_labels, reference,
                                                reference_labels)))
+
+
+def _labelled(embeddings, labels, name: str) -> tuple[np.ndarray, np.ndarray]:
+    embeddings, labels = np.asarray(embeddings, np.float64), np.asarray(labels)
+    if embeddings.ndim != 2 or labels.shape != (len(embeddings),):
+        raise ValueError(f"Got {name} embeddings of shape {embeddings.shape} but labels of "
+                         f"shape {labels.shape}; expected [N, e] and [N].")
+    return embeddings, labels
+
+
+def knn_accuracies(query, query_labels, reference, reference_labels,
+                   ks=(1, 5, 10)) -> dict[str, float]:
+    """``{k: accuracy}``: k-NN majority-vote label accuracy of ``query`` embeddings among
+    labelled ``reference`` embeddings (Euclidean; ties as :func:`~wormhole.evaluate.
+    neighbours.majority_vote`). A ``k`` above the number of references is left out."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from wormhole.evaluate.neighbours import majority_vote
+
+    query, query_labels = _labelled(query, query_labels, "query")
+    reference, reference_labels = _labelled(reference, reference_labels, "reference")
+    ks = sorted(k for k in set(ks) if 1 <= k <= len(reference))
+    if not ks:
+        return {}
+    index = NearestNeighbors(n_neighbors=ks[-1]).fit(reference).kneighbors(query)[1]
+    return {str(k): float(np.mean(majority_vote(reference_labels[index[:, :k]])
+                                  == query_labels)) for k in ks}
+
+
+def probe_accuracy(train, train_labels, test, test_labels, seed: int = 0) -> float:
+    """Label accuracy on ``test`` embeddings of a small classifier fit on ``train`` ones
+    (:data:`PROBE`): how much label information the embedding carries beyond its nearest
+    neighbours."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train, train_labels = _labelled(train, train_labels, "training")
+    test, test_labels = _labelled(test, test_labels, "test")
+    counts = np.unique(train_labels, return_counts=True)[1]
+    if len(counts) < 2:
+        raise ValueError("A label probe needs training embeddings of at least two labels.")
+    # early stopping holds out a stratified 10%: every label must be able to appear there
+    early = counts.min() >= 10
+    probe = make_pipeline(StandardScaler(), MLPClassifier(
+        (256,), learning_rate_init=3e-3, max_iter=200, early_stopping=early,
+        n_iter_no_change=20, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        probe.fit(train, train_labels)
+    return float(probe.score(test, test_labels))

@@ -11,7 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NeighbourhoodAgreement", "knn_label_accuracy", "knn_predict", "neighbourhood_agreement",
+__all__ = ["NeighbourhoodAgreement", "knn_label_accuracy", "knn_predict", "majority_vote",
+           "neighbourhood_agreement",
            "nearest_indices", "recall_at_k"]
 
 
@@ -57,9 +58,14 @@ def knn_predict(distances, reference_labels, k: int = 1,
     matrix is square and item ``i`` does not vote for itself.
     """
     reference = np.asarray(reference_labels)
-    neighbours = reference[nearest_indices(distances, k, exclude_self=leave_one_out)]
+    return majority_vote(reference[nearest_indices(distances, k, exclude_self=leave_one_out)])
+
+
+def majority_vote(neighbour_labels) -> np.ndarray:
+    """``[Q]`` majority label of each row of ``neighbour_labels [Q, k]`` (nearest first);
+    a tied vote goes to the tied label of the nearest neighbour."""
     votes = []
-    for row in neighbours:
+    for row in np.asarray(neighbour_labels):
         values, counts = np.unique(row, return_counts=True)
         tied = values[counts == counts.max()]
         votes.append(next(v for v in row if v in tied))

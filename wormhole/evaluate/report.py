@@ -27,10 +27,13 @@ from wormhole.evaluate.ground_truth import (
     resolve_method,
 )
 from wormhole.evaluate.metrics import (
+    PROBE,
     agreement,
     distinct_random_pairs,
+    knn_accuracies,
     nearest_neighbor_accuracy,
     nearest_neighbor_hits,
+    probe_accuracy,
 )
 from wormhole.evaluate.neighbours import (
     knn_label_accuracy,
@@ -157,7 +160,8 @@ class _Evaluation:
             "model": agreement(predicted[both], closed).as_dict(),
             "target": agreement(target[both], closed).as_dict()}
 
-    def nearest_neighbors(self, reference: PointClouds | None, max_reference: int) -> None:
+    def nearest_neighbors(self, reference: PointClouds | None, max_reference: int,
+                          label_probe: bool = False) -> None:
         labels = self.clouds.labels
         if labels is None:
             return
@@ -167,8 +171,15 @@ class _Evaluation:
                 keep = np.random.default_rng((self.seed, 6)).choice(
                     len(reference), max_reference, replace=False)
                 reference = reference.subset(np.sort(keep))
+            encoded = self.model.encode(reference)
             section["against_train"] = nearest_neighbor_accuracy(
-                self.embeddings, labels, self.model.encode(reference), reference.labels)
+                self.embeddings, labels, encoded, reference.labels)
+            section["knn_against_train"] = knn_accuracies(self.embeddings, labels, encoded,
+                                                          reference.labels)
+            if label_probe:
+                section["probe_against_train"] = probe_accuracy(
+                    encoded, reference.labels, self.embeddings, labels)
+                section["probe"] = PROBE
             section["num_reference"] = len(reference)
         self.report["nearest_neighbor"] = section
         self._plot("embedding_map.png", plot_embedding_map, self.embeddings, labels,
@@ -405,7 +416,7 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
                  max_reference: int = 10_000, neighbour_clouds: int = 200,
                  neighbour_references: int = 200, output_dir: str | Path | None = None,
                  plots: bool = True, seed: int = 0, progress: bool = True,
-                 step: int | None = None) -> dict:
+                 step: int | None = None, label_probe: bool = False) -> dict:
     """Evaluate a trained run and write ``report.json`` and PNG plots.
 
     Args:
@@ -423,7 +434,7 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
         for what it does to the picture).
       interpolations: interpolation strips to draw.
       num_plot: reconstructions to draw (default ``eval.num_plot``).
-      max_reference: training clouds searched for 1-NN accuracy.
+      max_reference: training clouds searched for 1-NN (and 5-, 10-NN) label accuracy.
       neighbour_clouds: clouds whose full OT matrix (exact W1/W2 for S1/S2 runs with small
         clouds) gives recall@k of OT neighbours (k = 1, 10, 50), trustworthiness and k-NN
         accuracy next to exact OT's; 0 skips it.
@@ -434,6 +445,8 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
       seed: seeds every random choice (pairs, subsets).
       progress: show progress bars.
       step: checkpoint step to load (default the latest).
+      label_probe: also fit a small classifier (:data:`~wormhole.evaluate.metrics.PROBE`) on
+        those training embeddings and report its accuracy on the split's.
 
     Returns:
       The report (also written as ``report.json``), with ``figures`` naming the PNGs.
@@ -463,7 +476,7 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
                       "units": "OT cost on normalised coordinates / cost_scale (target units)"})
     ev.pairs(num_pairs or config.eval.num_pairs, exact)
     reference = run_split(config, "train") if split != "train" else None
-    ev.nearest_neighbors(reference, max_reference)
+    ev.nearest_neighbors(reference, max_reference, label_probe)
     if neighbour_clouds:
         ev.neighbourhoods(neighbour_clouds, reference, neighbour_references)
     held = getattr(config.data, "exclude_labels", None)
