@@ -193,9 +193,9 @@ def report_lines(rows: list[dict], args) -> list[str]:
         "by POT for S2 runs; converged entropic "
         f"GW for GW runs). Label accuracy (the paper does not say which classifier it "
         "used): 1-NN of each held-out cloud among random training clouds (refs) by the "
-        "embedding; 10-NN: the majority of its 10 nearest among the same refs; probe: "
-        f"{probe_name} fit on the refs' embeddings (a dash: the row was scored "
-        "before these existed). Train min: the whole `scripts/train.py` command on the "
+        "embedding; 10-NN: the majority of its 10 nearest among the same refs; probe: a "
+        f"small classifier fit on the refs' embeddings ({probe_name}; a dash: the row was "
+        "scored before these existed). Train min: the whole `scripts/train.py` command on the "
         "machine its row names.", "",
         *markdown_table(["paper's set", "ours", "OT correlation", "label accuracy 1-NN",
                          "10-NN", "probe", "train min", "paper (corr. / acc.)", "steps",
