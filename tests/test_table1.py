@@ -19,10 +19,16 @@ def _run(tmp_path, *args, env=None):
 def test_quick_mode_trains_then_scores_each_row_against_its_reference(tmp_path):
     # Trained with --train-only (as on a GPU machine without POT), scored by --rescore.
     runs, out = tmp_path / "runs", str(tmp_path / "t1")
-    done = _run(tmp_path, "--quick", "--train-only", "--keep-runs", str(runs), "--output", out)
+    done = _run(tmp_path, "--quick", "--train-only", "--keep-runs", str(runs), "--output", out,
+                "--set", "model.emb_dim=12")
     assert done.returncode == 0, done.stderr[-3000:]
     trained = json.loads((tmp_path / "t1.json").read_text())["rows"]
     assert all("pearson" not in r and r["stopped"] is False for r in trained)
+    # A --set variant reaches the training and its row says so.
+    for r in trained:
+        assert r["overrides"][-1] == "model.emb_dim=12"
+        assert r["scaled"].endswith("; with model.emb_dim=12")
+        assert "emb_dim: 12" in (runs / r["name"] / "config.yaml").read_text()
     assert not (tmp_path / "t1.md").exists()
     done = _run(tmp_path, "--quick", "--rescore", "--keep-runs", str(runs), "--output", out)
     assert done.returncode == 0, done.stderr[-3000:]
