@@ -46,7 +46,7 @@ def _summary(report: dict) -> str:
                      f"{closed['target']['pearson']:.4f})")
     if "nearest_neighbor" in report:
         nn = report["nearest_neighbor"]
-        line = f"1-NN label accuracy: leave_one_out {nn['leave_one_out']:.4f}"
+        line = f"label accuracy: 1-NN leave-one-out {nn['leave_one_out']:.4f}"
         if "against_train" in nn:
             knn = ", ".join(f"{k}-NN {v:.4f}" for k, v in nn["knn_against_train"].items())
             line += f"; against {nn['num_reference']} training clouds: {knn}"

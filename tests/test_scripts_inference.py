@@ -150,6 +150,22 @@ def test_barycenter_script_writes_the_class_barycenter_and_its_picture(run, tmp_
     assert "S2(model, ott-jax) = " in capsys.readouterr().out
 
 
+def test_evaluate_script_prints_the_label_accuracies_of_its_report(run, tmp_path, capsys):
+    workdir, _, _ = run
+    assert _script("evaluate")(["--checkpoint", str(workdir), "--split", "test", "--num-pairs",
+                                "10", "--no-exact", "--stress-clouds", "0",
+                                "--barycenter-labels", "none", "--neighbour-clouds", "0",
+                                "--interpolations", "0", "--no-plots", "--no-progress",
+                                "--output-dir", str(tmp_path), "--label-probe"]) == 0
+    near = json.loads((tmp_path / "report.json").read_text())["nearest_neighbor"]
+    knn = near["knn_against_train"]
+    line = next(x for x in capsys.readouterr().out.splitlines()
+                if x.startswith("label accuracy"))
+    assert (f"against {near['num_reference']} training clouds: 1-NN {knn['1']:.4f}, "
+            f"5-NN {knn['5']:.4f}, 10-NN {knn['10']:.4f}") in line
+    assert line.endswith(f"label probe {near['probe_against_train']:.4f}")
+
+
 @pytest.mark.parametrize("name, args, message", [
     ("embed", ["--input", "missing.npz", "--output", "e.npy"], "No clouds at 'missing.npz'"),
     ("embed", ["--split", "test", "--output", "e.txt"], "must end in .npy or .npz"),
