@@ -188,7 +188,8 @@ def report_lines(rows: list[dict], args) -> list[str]:
                       f"{r['train_minutes']:.1f}",
                       f"{paper['pearson']} / {paper['accuracy']}", r["step"], scaled])
     pairs = sorted({r.get("num_pairs", args.pairs) for r in rows if not r.get("skipped")})
-    probe_name = next((r["probe"] for r in rows if r.get("probe")), "a small classifier")
+    probe_name = next((r["probe"] for r in rows if r.get("probe")),
+                      "wormhole.evaluate.metrics.PROBE")
     return [
         f"OT correlation: Pearson of the model's distance against the reference on "
         f"{' / '.join(str(n) for n in pairs) or args.pairs} random held-out pairs (exact W2^2 "

@@ -110,6 +110,14 @@ def agreement(predicted, target) -> Agreement:
                      int(pred.size), int(positive.sum()))
 
 
+def _labelled(embeddings, labels, name: str) -> tuple[np.ndarray, np.ndarray]:
+    embeddings, labels = np.asarray(embeddings, np.float64), np.asarray(labels)
+    if embeddings.ndim != 2 or labels.shape != (len(embeddings),):
+        raise ValueError(f"Got {name} embeddings of shape {embeddings.shape} but labels of "
+                         f"shape {labels.shape}; expected [N, e] and [N].")
+    return embeddings, labels
+
+
 def nearest_neighbor_hits(query, query_labels, reference=None,
                           reference_labels=None) -> np.ndarray:
     """For each ``query`` embedding, whether its nearest neighbour has the same label.
@@ -127,22 +135,14 @@ def nearest_neighbor_hits(query, query_labels, reference=None,
     """
     from sklearn.neighbors import NearestNeighbors
 
-    query = np.asarray(query, np.float64)
-    query_labels = np.asarray(query_labels)
-    if query_labels.shape != (len(query),):
-        raise ValueError(f"Got {len(query)} embeddings but labels of shape "
-                         f"{query_labels.shape}.")
+    query, query_labels = _labelled(query, query_labels, "query")
     if reference is None:
         if len(query) < 2:
             raise ValueError("Leave-one-out nearest neighbours need at least two embeddings.")
         # The closest point to each query is itself; take the second.
         index = NearestNeighbors(n_neighbors=2).fit(query).kneighbors(query)[1][:, 1]
         return query_labels[index] == query_labels
-    reference = np.asarray(reference, np.float64)
-    reference_labels = np.asarray(reference_labels)
-    if reference_labels.shape != (len(reference),):
-        raise ValueError(f"Got {len(reference)} reference embeddings but labels of shape "
-                         f"{reference_labels.shape}.")
+    reference, reference_labels = _labelled(reference, reference_labels, "reference")
     index = NearestNeighbors(n_neighbors=1).fit(reference).kneighbors(query)[1][:, 0]
     return reference_labels[index] == query_labels
 
@@ -152,14 +152,6 @@ def nearest_neighbor_accuracy(query, query_labels, reference=None,
     """Fraction of :func:`nearest_neighbor_hits`: 1-NN label accuracy in embedding space."""
     return float(np.mean(nearest_neighbor_hits(query, query_labels, reference,
                                                reference_labels)))
-
-
-def _labelled(embeddings, labels, name: str) -> tuple[np.ndarray, np.ndarray]:
-    embeddings, labels = np.asarray(embeddings, np.float64), np.asarray(labels)
-    if embeddings.ndim != 2 or labels.shape != (len(embeddings),):
-        raise ValueError(f"Got {name} embeddings of shape {embeddings.shape} but labels of "
-                         f"shape {labels.shape}; expected [N, e] and [N].")
-    return embeddings, labels
 
 
 def knn_accuracies(query, query_labels, reference, reference_labels,

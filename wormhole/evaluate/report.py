@@ -172,10 +172,9 @@ class _Evaluation:
                     len(reference), max_reference, replace=False)
                 reference = reference.subset(np.sort(keep))
             encoded = self.model.encode(reference)
-            section["against_train"] = nearest_neighbor_accuracy(
-                self.embeddings, labels, encoded, reference.labels)
-            section["knn_against_train"] = knn_accuracies(self.embeddings, labels, encoded,
-                                                          reference.labels)
+            knn = knn_accuracies(self.embeddings, labels, encoded, reference.labels)
+            section["against_train"] = knn["1"]  # 1-NN, one neighbour search for every k
+            section["knn_against_train"] = knn
             if label_probe:
                 section["probe_against_train"] = probe_accuracy(
                     encoded, reference.labels, self.embeddings, labels)
