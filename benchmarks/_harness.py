@@ -29,6 +29,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from wormhole.evaluate.ground_truth import usable_cpus
+
 __all__ = ["REPO", "RESULTS", "Run", "code_version", "cpu_model", "cpu_seconds",
            "describe_machine",
            "format_seconds", "interleaved", "load_average", "markdown_table",
@@ -63,9 +65,7 @@ def package_version(name: str) -> str:
 
 def describe_machine() -> dict:
     """CPU model, usable cores, platform, Python, jax / ott-jax versions, backend, devices."""
-    usable = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-              else os.cpu_count())
-    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "cpus_usable": usable,
+    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "cpus_usable": usable_cpus(),
             "platform": platform.platform(), "python": platform.python_version(),
             "jax": jax.__version__, "ott_jax": package_version("ott-jax"),
             "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],

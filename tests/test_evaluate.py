@@ -94,6 +94,20 @@ def test_s2_ground_truth_is_the_training_target_at_a_tight_threshold():
     assert np.all(values > 0)
 
 
+def test_exact_pairs_solved_in_threads_keep_their_order_and_values():
+    rng = np.random.default_rng(4)
+    xs = [rng.normal(size=(n, 2)) for n in rng.integers(3, 30, 24)]
+    ys = [rng.normal(size=(n, 2)) + 1.0 for n in rng.integers(3, 30, 24)]
+    expected = [pot.emd2(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)),
+                         pot.dist(x, y)) for x, y in zip(xs, ys, strict=True)]
+    serial = ground_truth_distances(xs, None, ys, None, kind="W2", method="exact", workers=1)
+    threaded = ground_truth_distances(xs, None, ys, None, kind="W2", method="exact", workers=5)
+    np.testing.assert_allclose(serial, expected, rtol=1e-6)  # clouds are stored as float32
+    np.testing.assert_array_equal(threaded, serial)
+    with pytest.raises(ValueError, match="workers must be a positive integer or None, got 0"):
+        ground_truth_distances(xs, None, ys, None, workers=0)
+
+
 def test_ground_truth_errors_say_what_is_wrong():
     clouds = _clouds(2, 5)
     with pytest.raises(ValueError, match="Unknown OT kind 'W3'"):
