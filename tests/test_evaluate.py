@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import warnings
 
 import jax
@@ -29,6 +31,8 @@ from wormhole.evaluate.ground_truth import gaussian_w2, neighbour_judge
 from wormhole.evaluate.metrics import knn_accuracies, probe_accuracy
 from wormhole.evaluate.plots import plot_clouds
 from wormhole.ot import OTSpec, pairwise_distances
+
+from .conftest import REPO
 
 
 def _clouds(count, size, dim=2, seed=0):
@@ -359,3 +363,17 @@ def test_neighbour_judge_prefers_the_exact_counterpart_while_pot_applies():
     assert neighbour_judge("W2", 2001, 2000, "exact") == ("W2", "exact")
     # GW has no exact counterpart at any size.
     assert neighbour_judge("GW", 10, 2000) == ("GW", "sinkhorn")
+
+
+def test_exact_ground_truth_benchmark_times_both_settings_on_the_same_values(tmp_path):
+    sys.path.insert(0, str(REPO))
+    from benchmarks.exact_ground_truth import main
+
+    assert main(["--quick", "--output", str(tmp_path / "gt")]) == 0
+    result = json.loads((tmp_path / "gt.json").read_text())
+    assert result["pairs"] == 40 and result["points"] == 60
+    assert all(len(s) == 2 and min(s) > 0 for s in result["seconds"].values())
+    assert result["speedup"] == pytest.approx(
+        result["median_s"]["one pair at a time (workers=1)"]
+        / result["median_s"][f"default ({result['threads']} threads)"])
+    assert "identical values" in (tmp_path / "gt.md").read_text()
