@@ -93,17 +93,11 @@ def _exact_pairs(xs_a, ws_a, xs_b, ws_b, index, cost, cost_scale, workers, bar):
     """Exact values of the pairs in ``index``, solved ``workers`` at a time.
 
     POT's network simplex releases the GIL, so threads solve pairs in parallel without
-    copying the clouds into other processes.
+    copying the clouds into other processes; one worker solves them one after another.
     """
     def solve(p):
         return _exact_pair(xs_a[p], ws_a[p], xs_b[p], ws_b[p], cost, cost_scale)
 
-    if workers == 1 or len(index) < 2:
-        values = []
-        for p in index:
-            values.append(solve(p))
-            bar.update(1)
-        return values
     values = []
     with ThreadPoolExecutor(max_workers=min(workers, len(index))) as pool:
         for value in pool.map(solve, index):
