@@ -146,9 +146,14 @@ def create_train_state(model: WormholeModel, tx: optax.GradientTransformation,
     says)."""
     init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
     sample = clouds.subset(slice(0, 2))
-    params = model.init(init_key, jnp.asarray(sample.points), jnp.asarray(sample.weights))
-    state = TrainState.create(apply_fn=model.apply, params=params["params"], tx=tx,
-                              rng=run_key)
+
+    def fresh(key, points, weights):
+        params = model.init(key, points, weights)["params"]
+        return TrainState.create(apply_fn=model.apply, params=params, tx=tx, rng=run_key)
+
+    # One compiled program instead of one small compilation per initialiser and optimiser
+    # operation run eagerly (seconds at every start on CPU); the values are the same.
+    state = jax.jit(fresh)(init_key, jnp.asarray(sample.points), jnp.asarray(sample.weights))
     if mesh is not None:
         state = jax.device_put(state, parallel.state_shardings(state, mesh, shard_params))
     return state
