@@ -234,6 +234,11 @@ def _batched_solver(kind: str, cost: CostLike, scale: float, threshold: float,
     return jax.jit(jax.vmap(fn, in_axes=(0, 0, 0, 0, None)))
 
 
+def _power_of_two(count: int) -> int:
+    """The smallest power of two at least ``count``."""
+    return 1 << max(0, count - 1).bit_length()
+
+
 def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_scale,
                     threshold, max_iterations, batch_size, bar) -> tuple[dict, int]:
     import jax
@@ -250,11 +255,13 @@ def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_sca
             chunk = order[start:start + batch_size]
             length = bucket_length(max(max(len(xs_a[p]), len(xs_b[p])) for p in chunk),
                                    _LENGTH_BUCKET, largest)
-            rows = chunk + [chunk[0]] * (batch_size - len(chunk))
-            x = np.zeros((batch_size, length, dim))
-            y = np.zeros((batch_size, length, dim))
-            a = np.zeros((batch_size, length))
-            b = np.zeros((batch_size, length))
+            # A short chunk is padded to a power of two, not to batch_size: every padded
+            # row is a whole solve, and at most log2(batch_size) + 1 batch shapes compile.
+            rows = chunk + [chunk[0]] * (min(batch_size, _power_of_two(len(chunk))) - len(chunk))
+            x = np.zeros((len(rows), length, dim))
+            y = np.zeros((len(rows), length, dim))
+            a = np.zeros((len(rows), length))
+            b = np.zeros((len(rows), length))
             for r, p in enumerate(rows):
                 x[r, :len(xs_a[p])], a[r, :len(xs_a[p])] = xs_a[p], ws_a[p] / ws_a[p].sum()
                 y[r, :len(xs_b[p])], b[r, :len(xs_b[p])] = xs_b[p], ws_b[p] / ws_b[p].sum()
