@@ -23,8 +23,6 @@ _SCRIPT = """
 import sys, json
 sys.path.insert(0, {repo!r})
 import jax, numpy as np
-# Tracing-time records below need a fresh compilation, not the persistent cache.
-jax.config.update("jax_enable_compilation_cache", False)
 import wormhole.ot.batched as batched
 import wormhole.trainer as trainer
 from tests.test_train import tiny
@@ -39,17 +37,14 @@ def recording(solve, x, *rest):
     return here(solve, x, *rest)
 
 batched._map_here = recording
-plain = trainer.make_train_step
+placed = trainer.device_batch
 
-def inspected(*args, **kwargs):
-    step = plain(*args, **kwargs)
-    def wrapped(state, batch):
-        jax.debug.inspect_array_sharding(
-            batch.points, callback=lambda s: batch_devices.append(len(s.device_set)))
-        return step(state, batch)
-    return wrapped
+def recorded(*args, **kwargs):  # the devices each training batch is laid out over
+    batch = placed(*args, **kwargs)
+    batch_devices.append(len(batch.points.sharding.device_set))
+    return batch
 
-trainer.make_train_step = inspected
+trainer.device_batch = recorded
 
 def run(name, mesh, callbacks=(), **sections):
     cfg = tiny(root + "/" + name, train={{"steps": 4, "mesh": mesh, **sections}},
@@ -108,8 +103,10 @@ print(json.dumps(out))
 
 
 def _run(mode: str, devices: int, root) -> dict:
+    # A persistent compilation cache of this test's own: the resumed runs read the programs
+    # their first runs compiled, whatever the cache of the rest of the suite holds.
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               JAX_PLATFORMS="cpu")
+               JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(root / "jax_cache"))
     done = subprocess.run([sys.executable, "-c", _SCRIPT.format(repo=str(REPO)), mode,
                            str(root)], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
