@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 import tempfile
 import time
@@ -119,6 +120,27 @@ def divergences(decoded, points, weights, spec):
     return reconstruction_distances(points, weights, decoded, spec).values
 
 
+@functools.lru_cache
+def _divergence_program(spec):
+    import jax
+
+    return jax.jit(lambda decoded, points, weights: divergences(decoded, points, weights, spec))
+
+
+def measured_divergences(decoded, points, weights, spec, chunk: int = 64) -> np.ndarray:
+    """:func:`divergences` of many clouds, ``chunk`` at a time, a short chunk padded with
+    copies of its first cloud: one compiled program whatever the count."""
+    solve = _divergence_program(spec)
+    decoded, points, weights = map(np.asarray, (decoded, points, weights))
+    out = []
+    for start in range(0, len(points), chunk):
+        rows = np.arange(start, min(start + chunk, len(points)))
+        padded = np.concatenate([rows, np.repeat(rows[:1], chunk - len(rows))])
+        out.append(np.asarray(solve(decoded[padded], points[padded],
+                                    weights[padded]))[:len(rows)])
+    return np.concatenate(out)
+
+
 def train_decoder(probe: Probe, knobs: dict, steps: int, seed: int = 0):
     """A new decoder for ``probe``'s encoder; returns ``(decode, seconds per step)``."""
     import jax
@@ -195,13 +217,14 @@ def score(probe: Probe, decode, chunk: int = 64, held_out: int = 256) -> dict:
     test = probe.data.test
     count = min(held_out, len(test))
     parts = [slice(s, min(s + chunk, count)) for s in range(0, count, chunk)]
-    rec = [np.asarray(divergences(decode(probe.test_embeddings[part]), test.points[part],
-                                  test.weights[part], probe.yardstick)) for part in parts]
+    rec = [measured_divergences(decode(probe.test_embeddings[part]), test.points[part],
+                                test.weights[part], probe.yardstick) for part in parts]
     barycentres, objective = {}, []
     for label, members in probe.classes.items():
         decoded = decode(probe.test_embeddings[members].mean(axis=0, keepdims=True))
-        values = divergences(np.repeat(np.asarray(decoded), len(members), axis=0),
-                             test.points[members], test.weights[members], probe.yardstick)
+        values = measured_divergences(np.repeat(np.asarray(decoded), len(members), axis=0),
+                                      test.points[members], test.weights[members],
+                                      probe.yardstick)
         barycentres[label] = probe.wormhole.normalization.invert(np.asarray(decoded[0]))
         objective.append(float(np.mean(values)))
     return {"reconstruction": float(np.mean(np.concatenate(rec))),

@@ -57,8 +57,9 @@ def train_command(config: str, overrides: list[str], workdir: Path, steps: int,
 
 
 def device_env(devices: int, **extra) -> dict:
-    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-                JAX_PLATFORMS="cpu", **extra)
+    """This environment with ``devices`` simulated CPU devices (other XLA flags kept)."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    return dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu", **extra)
 
 
 def run_processes(command: list[str], processes: int, devices: int) -> tuple[list, float]:

@@ -105,7 +105,8 @@ print(json.dumps(out))
 def _run(mode: str, devices: int, root) -> dict:
     # A persistent compilation cache of this test's own: the resumed runs read the programs
     # their first runs compiled, whatever the cache of the rest of the suite holds.
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    env = dict(os.environ, XLA_FLAGS=flags.strip(),
                JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(root / "jax_cache"))
     done = subprocess.run([sys.executable, "-c", _SCRIPT.format(repo=str(REPO)), mode,
                            str(root)], capture_output=True, text=True, env=env)
