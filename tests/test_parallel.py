@@ -19,6 +19,9 @@ from wormhole.parallel import _leaf_spec, check_batch_size, make_mesh, state_sha
 
 from .conftest import REPO
 
+sys.path.insert(0, str(REPO))
+from benchmarks.multihost import device_env  # noqa: E402
+
 _SCRIPT = """
 import sys, json
 sys.path.insert(0, {repo!r})
@@ -105,9 +108,7 @@ print(json.dumps(out))
 def _run(mode: str, devices: int, root) -> dict:
     # A persistent compilation cache of this test's own: the resumed runs read the programs
     # their first runs compiled, whatever the cache of the rest of the suite holds.
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
-    env = dict(os.environ, XLA_FLAGS=flags.strip(),
-               JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(root / "jax_cache"))
+    env = device_env(devices, JAX_COMPILATION_CACHE_DIR=str(root / "jax_cache"))
     done = subprocess.run([sys.executable, "-c", _SCRIPT.format(repo=str(REPO)), mode,
                            str(root)], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -47,7 +47,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from wormhole.data.inputs import as_point_clouds
-from wormhole.data.padding import bucket_length
+from wormhole.data.padding import bucket_length, power_of_two_at_least
 from wormhole.ot.costs import CostLike, cost_matrix, resolve_cost
 from wormhole.ot.kinds import get_kind
 
@@ -234,11 +234,6 @@ def _batched_solver(kind: str, cost: CostLike, scale: float, threshold: float,
     return jax.jit(jax.vmap(fn, in_axes=(0, 0, 0, 0, None)))
 
 
-def _power_of_two(count: int) -> int:
-    """The smallest power of two at least ``count``."""
-    return 1 << max(0, count - 1).bit_length()
-
-
 def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_scale,
                     threshold, max_iterations, batch_size, bar) -> tuple[dict, int]:
     import jax
@@ -257,7 +252,8 @@ def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_sca
                                    _LENGTH_BUCKET, largest)
             # A short chunk is padded to a power of two, not to batch_size: every padded
             # row is a whole solve, and at most log2(batch_size) + 1 batch shapes compile.
-            rows = chunk + [chunk[0]] * (min(batch_size, _power_of_two(len(chunk))) - len(chunk))
+            padded = min(batch_size, power_of_two_at_least(len(chunk)))
+            rows = chunk + [chunk[0]] * (padded - len(chunk))
             x = np.zeros((len(rows), length, dim))
             y = np.zeros((len(rows), length, dim))
             a = np.zeros((len(rows), length))
