@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 
@@ -32,14 +34,22 @@ class HeldOutPairs:
         self.chunk, self.bucket, self.emb_dim = chunk, bucket, model.config.emb_dim
         solve = jax.jit(lambda x, a, y, b: paired_distances(x, a, y, b, spec).values)
         self.targets = np.concatenate([
-            np.asarray(solve(test.points[f], test.weights[f], test.points[s], test.weights[s]))
-            for f, s in self._chunks()])
+            np.asarray(solve(test.points[f], test.weights[f], test.points[s],
+                             test.weights[s]))[:count] for f, s, count in self._chunks()])
         self._encode = jax.jit(lambda params, x, a: model.apply(
             {"params": params}, x, a, method=WormholeModel.encode))
 
     def _chunks(self):
-        for start in range(0, len(self.first), self.chunk):
-            yield self.first[start:start + self.chunk], self.second[start:start + self.chunk]
+        """``(first, second, count)`` per chunk: chunks of equal length (at most ``chunk``
+        pairs; the last one filled with copies of its first pair, of which only ``count`` are
+        real), so that one program solves them all."""
+        total = len(self.first)
+        length = math.ceil(total / max(1, math.ceil(total / self.chunk)))
+        for start in range(0, total, length):
+            index = np.arange(start, min(start + length, total))
+            count = len(index)
+            index = np.concatenate([index, np.repeat(index[:1], length - count)])
+            yield self.first[index], self.second[index], count
 
     def embed(self, params) -> np.ndarray:
         """``[N, emb_dim]`` embeddings of every test cloud."""

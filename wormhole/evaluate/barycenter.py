@@ -8,16 +8,24 @@ projections of the Sinkhorn plans to every input cloud until the objective settl
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from wormhole.data.inputs import as_point_clouds
+from wormhole.data.padding import power_of_two_at_least
 from wormhole.evaluate.ground_truth import (
     ANNEAL_ITERATIONS,
     annealed_epsilon,
     ground_truth_distances,
 )
+
+# Clouds are padded to a multiple of this many points (few compiled shapes, little waste).
+_POINT_BUCKET = 8
 
 __all__ = ["BarycenterComparison", "barycenter_objectives", "compare_barycenter",
            "free_support_barycenter"]
@@ -81,34 +89,70 @@ def free_support_barycenter(clouds, weights=None, num_points: int = 64,
     Returns:
       ``(points [m, d], converged)``.
     """
-    import jax
-    import jax.numpy as jnp
-    from ott.geometry import costs
-    from ott.problems.linear import barycenter_problem
-    from ott.solvers.linear import continuous_barycenter, sinkhorn
-
     data = as_point_clouds(clouds, weights)
     if num_points < 1:
         raise ValueError(f"num_points must be at least 1, got {num_points}.")
     if num_points > int(np.sum(data.weights > 0)):
         raise ValueError(f"num_points ({num_points}) exceeds the {int(np.sum(data.weights > 0))}"
                          f" input points the initial support is drawn from.")
+    masses = data.weights / data.weights.sum(axis=1, keepdims=True)
     with jax.enable_x64(True):
-        # Padding rows carry zero weight, so they receive no mass in any plan.
-        problem = barycenter_problem.FreeBarycenterProblem(
-            jnp.asarray(data.points, jnp.float64), jnp.asarray(data.weights, jnp.float64),
-            cost_fn=costs.SqEuclidean(), epsilon=annealed_epsilon(float(epsilon)))
-        inner = sinkhorn.Sinkhorn(threshold=sinkhorn_threshold,
-                                  max_iterations=sinkhorn_iterations,
-                                  min_iterations=ANNEAL_ITERATIONS)
-        solver = continuous_barycenter.FreeWassersteinBarycenter(
-            inner, threshold=threshold, max_iterations=max_iterations)
-        out = jax.jit(solver, static_argnums=1)(problem, num_points,
-                                                rng=jax.random.key(seed))
-        points = np.asarray(out.x, np.float32)
-        converged = bool(out.all_linear_solvers_converged) and \
-            int(out.num_iters) < max_iterations
+        initial = np.asarray(_initial_support(data.points, masses, num_points, seed))
+    # Padded to a power of two of clouds (copies of the first, with barycenter weight zero)
+    # and to whole buckets of points (zero mass): classes of other sizes reuse the program.
+    count = power_of_two_at_least(len(data))
+    length = _POINT_BUCKET * math.ceil(data.points.shape[1] / _POINT_BUCKET)
+    rows = np.concatenate([np.arange(len(data)), np.zeros(count - len(data), int)])
+    points = np.zeros((count, length, data.points.shape[-1]))
+    mass = np.zeros((count, length))
+    points[:, :data.points.shape[1]] = data.points[rows]
+    mass[:, :data.points.shape[1]] = masses[rows]
+    coefficients = np.where(np.arange(count) < len(data), 1.0 / len(data), 0.0)
+    solve = _barycenter_solver(float(epsilon), float(threshold), int(max_iterations),
+                               float(sinkhorn_threshold), int(sinkhorn_iterations))
+    with jax.enable_x64(True):
+        support, converged = solve(points, mass, coefficients, initial)
+        points = np.asarray(support, np.float32)
+        converged = bool(converged)
     return points, converged
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _initial_support(points, masses, num_points: int, seed: int):
+    """``num_points`` distinct input points drawn by mass, as ott-jax's solver draws them
+    from the unpadded clouds (so padding leaves the result unchanged)."""
+
+    flat = jnp.asarray(points, jnp.float64).reshape(-1, points.shape[-1])
+    index = jax.random.choice(jax.random.key(seed), flat.shape[0], (num_points,),
+                              replace=False, p=jnp.asarray(masses, jnp.float64).ravel())
+    return flat[index]
+
+
+@functools.lru_cache(maxsize=8)
+def _barycenter_solver(epsilon: float, threshold: float, max_iterations: int,
+                       sinkhorn_threshold: float, sinkhorn_iterations: int):
+    """``(points [N, n, d], masses [N, n], coefficients [N], initial [m, d]) -> (support,
+    converged)``: ott-jax's free-support barycenter, jitted once per setting."""
+    from ott.geometry import costs
+    from ott.problems.linear import barycenter_problem
+    from ott.solvers.linear import continuous_barycenter, sinkhorn
+
+    inner = sinkhorn.Sinkhorn(threshold=sinkhorn_threshold, max_iterations=sinkhorn_iterations,
+                              min_iterations=ANNEAL_ITERATIONS)
+    solver = continuous_barycenter.FreeWassersteinBarycenter(
+        inner, threshold=threshold, max_iterations=max_iterations)
+
+    def solve(points, masses, coefficients, initial):
+        # Padding rows carry zero mass, so they receive none in any plan.
+        problem = barycenter_problem.FreeBarycenterProblem(
+            points, masses, weights=coefficients, cost_fn=costs.SqEuclidean(),
+            epsilon=annealed_epsilon(epsilon))
+        out = solver(problem, initial.shape[0], x_init=initial)
+        flags = out.linear_convergence
+        inner_converged = jnp.all(jnp.where(flags != -1, flags != 0, True))
+        return out.x, inner_converged & (out.num_iters < max_iterations)
+
+    return jax.jit(solve)
 
 
 def compare_barycenter(model, clouds, weights=None, epsilon: float = 1e-3,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 
-from wormhole.data.padding import bucket_length
+from wormhole.data.padding import bucket_length, power_of_two_at_least
 
 __all__ = ["default_encode_batch", "encode_in_chunks"]
 
@@ -24,6 +25,14 @@ def default_encode_batch() -> int:
     return 16 if jax.default_backend() == "cpu" else 256
 
 
+def _filled(count: int, batch_size: int, devices: int) -> int:
+    """Rows of a chunk of ``count`` clouds once filled: a power of two per device, at most
+    ``batch_size`` (rounded up to a multiple of ``devices``)."""
+    per_device = min(power_of_two_at_least(math.ceil(count / devices)),
+                     math.ceil(batch_size / devices))
+    return per_device * devices
+
+
 def encode_in_chunks(encode: Callable, points: np.ndarray, weights: np.ndarray,
                      sizes: np.ndarray, emb_dim: int, batch_size: int | None = None,
                      bucket: int = 32, mesh=None) -> np.ndarray:
@@ -33,7 +42,9 @@ def encode_in_chunks(encode: Callable, points: np.ndarray, weights: np.ndarray,
     is cropped by :func:`~wormhole.data.padding.bucket_length`. Returns ``[N, emb_dim]`` in
     the input order. ``batch_size`` defaults to :func:`default_encode_batch` per device.
     With a ``mesh`` (:func:`wormhole.parallel.local_mesh`) each chunk is split over its
-    devices; a short last chunk is filled with copies of its first cloud, then dropped.
+    devices. A short chunk is filled with copies of its first cloud (dropped afterwards) up
+    to a power of two of clouds per device, so that calls with any number of clouds compile
+    a handful of chunk shapes.
     """
     devices = 1 if mesh is None else mesh.size
     batch_size = batch_size or default_encode_batch() * devices
@@ -47,7 +58,8 @@ def encode_in_chunks(encode: Callable, points: np.ndarray, weights: np.ndarray,
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
         length = bucket_length(int(sizes[index].max()), bucket, points.shape[1])
-        rows = np.concatenate([index, np.repeat(index[:1], -len(index) % devices)])
+        rows = np.concatenate([index, np.repeat(index[:1], _filled(len(index), batch_size,
+                                                                   devices) - len(index))])
         chunk = (points[rows, :length], weights[rows, :length])
         if layout is not None:
             import jax
