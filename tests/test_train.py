@@ -403,3 +403,25 @@ def test_updates_per_batch_reuse_the_targets_and_count_as_one_step(tmp_path, tin
     assert [r["learning_rate"] for r in logs[0]] == [r["learning_rate"] for r in logs[1]]
     # ... and three updates on each batch's targets fit the later batches better.
     assert logs[1][-1]["stress"] < 0.85 * logs[0][-1]["stress"], (logs[0][-1], logs[1][-1])
+
+
+def test_held_out_targets_in_uneven_chunks_are_each_pairs_own_distance(tiny_data):
+    # Ten pairs in chunks of at most four: three chunks of four, the last filled with copies
+    # of its first pair that must not reach the targets.
+    from wormhole.config import ModelConfig
+    from wormhole.held_out import HeldOutPairs
+    from wormhole.models import ModelSpec, build_model
+    from wormhole.ot import OTSpec, paired_distances
+
+    test = tiny_data.test
+    model = build_model(ModelConfig(emb_dim=8, width=16, num_layers=1, num_heads=2,
+                                    mlp_dim=32), ModelSpec(2, 0, (0.0, 0.0), (1.0, 1.0)))
+    spec = OTSpec(kind="S2", epsilon=0.05, threshold=1e-4, max_iterations=200)
+    held = HeldOutPairs(model, test, spec, num_pairs=10, embedding_distance="euclidean",
+                        seed=0, chunk=4)
+    assert [count for _, _, count in held._chunks()] == [4, 4, 2]
+    f, s = held.first, held.second
+    expected = paired_distances(test.points[f], test.weights[f], test.points[s],
+                                test.weights[s], spec).values
+    assert held.targets.shape == (10,)
+    np.testing.assert_allclose(held.targets, np.asarray(expected), rtol=1e-5)
