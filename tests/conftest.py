@@ -15,9 +15,12 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 # Many tests compile the same train step (one per fresh run, resumed run, subprocess); JAX's
 # persistent compilation cache lets them share the compiled programs. Set before JAX loads
-# so that subprocesses inherit it.
+# so that subprocesses inherit it. Every program is kept, however quick to compile: the
+# small ones (parameter init, encoder chunks, checks) recur in every run, and keeping them
+# made tests/test_train.py, test_run_format.py and test_scripts_inference.py 1.07x faster
+# from an empty cache (median of 2 interleaved runs each, 147.4 s vs 138.3 s).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # The tests' programs are tiny, so compiling them costs more than running them: compile with
 # XLA's backend (LLVM) optimisation at level 1 instead of the default 3 (a fresh tiny training
