@@ -32,7 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` 
 
 import numpy as np  # noqa: E402
 
-from benchmarks._harness import REPO, RESULTS, Run, markdown_table, write_result  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    REPO,
+    RESULTS,
+    Run,
+    first_run_env,
+    markdown_table,
+    write_result,
+)
 
 _QUICK = ["data.max_clouds=240", "data.test_fraction=0.25", "model.emb_dim=16",
           "model.width=32", "model.num_layers=1", "model.num_heads=2", "model.mlp_dim=64",
@@ -59,7 +66,8 @@ def train_command(config: str, overrides: list[str], workdir: Path, steps: int,
 def device_env(devices: int, **extra) -> dict:
     """This environment with ``devices`` simulated CPU devices (other XLA flags kept)."""
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
-    return dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu", **extra)
+    return first_run_env(dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu",
+                              **extra))
 
 
 def run_processes(command: list[str], processes: int, devices: int) -> tuple[list, float]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from wormhole.checkpoint import DamagedCheckpoint
+from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.data import PointClouds
 from wormhole.data.loaders.files import save_clouds_npz
@@ -47,6 +48,7 @@ def main(argv=None) -> int:
                         help="its entropic regularisation (normalised squared units)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
     args = parser.parse_args(argv)
+    enable_compile_cache()
     try:
         model = load(args.checkpoint, args.step)
         clouds = input_clouds(model.config, args.input, args.split or "train")

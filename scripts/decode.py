@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from wormhole.checkpoint import DamagedCheckpoint
+from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.data import PointClouds
 from wormhole.data.loaders.files import save_clouds_npz
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--num-plot", type=int, default=8, help="clouds in --plot")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
     args = parser.parse_args(argv)
+    enable_compile_cache()
     output = Path(args.output)
     if output.suffix != ".npz":
         print(f"error: --output must be an .npz file, got '{output}'", file=sys.stderr)

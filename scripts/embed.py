@@ -26,6 +26,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from wormhole.checkpoint import DamagedCheckpoint
+from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.evaluate.splits import SPLITS, input_clouds
 from wormhole.inference import load
@@ -52,6 +53,7 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="data.options.KEY=VALUE",
                         help="with an .h5ad input: override one of the run's loader options")
     args = parser.parse_args(argv)
+    enable_compile_cache()
     output = Path(args.output)
     if args.input is not None and Path(args.input).suffix == ".h5ad":
         return _embed_h5ad(args, output)

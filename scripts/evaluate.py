@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from wormhole.checkpoint import DamagedCheckpoint
+from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.evaluate import SPLITS, evaluate_run
 
@@ -129,6 +130,7 @@ def main(argv=None) -> int:
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
+    enable_compile_cache()
     try:
         report = evaluate_run(
             args.checkpoint, split=args.split, num_pairs=args.num_pairs,

@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError, config_to_dict, load_config
 from wormhole.neural_ot import NeuralOTConfig
 from wormhole.neural_ot.config import check_config
@@ -31,6 +32,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="output directory (default: runs/<name>)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    enable_compile_cache()
     try:
         config = check_config(load_config(args.config, args.set, cls=NeuralOTConfig))
         out = Path(args.out or Path("runs") / config.name)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from wormhole.checkpoint import DamagedCheckpoint
+from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.evaluate.plots import label_name, plot_clouds
 from wormhole.evaluate.splits import SPLITS, input_clouds
@@ -83,6 +84,7 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", default=None, help="PNG of queries and their neighbours")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
     args = parser.parse_args(argv)
+    enable_compile_cache()
     if args.max_queries is not None and args.max_queries < 1:
         print(f"error: --max-queries must be at least 1, got {args.max_queries}",
               file=sys.stderr)

@@ -13,6 +13,7 @@ import sys
 
 from wormhole.api import resolve_config, train
 from wormhole.checkpoint import DamagedCheckpoint
+from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.trainer import TrainingDiverged
 
@@ -26,6 +27,7 @@ def main(argv=None) -> int:
                         help="override a config value, e.g. --set train.steps=200")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    enable_compile_cache()
     try:
         config = resolve_config(args.config, args.set)
         print(f"run directory: {config.workdir}")
