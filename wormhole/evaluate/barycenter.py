@@ -120,8 +120,7 @@ def free_support_barycenter(clouds, weights=None, num_points: int = 64,
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _initial_support(points, masses, num_points: int, seed: int):
     """``num_points`` distinct input points drawn by mass, as ott-jax's solver draws them
-    from the unpadded clouds (so padding leaves the result unchanged)."""
-
+    from the unpadded clouds, so the solver's padding leaves the draw unchanged."""
     flat = jnp.asarray(points, jnp.float64).reshape(-1, points.shape[-1])
     index = jax.random.choice(jax.random.key(seed), flat.shape[0], (num_points,),
                               replace=False, p=jnp.asarray(masses, jnp.float64).ravel())
