@@ -7,6 +7,9 @@ clouds reads them from disk instead. The scripts turn it on; the library never d
 Where: ``$JAX_COMPILATION_CACHE_DIR`` when set (JAX reads it itself, and it wins), else
 ``$WORMHOLE_COMPILE_CACHE``, else ``$XDG_CACHE_HOME/wormhole/jax`` (``~/.cache/wormhole/jax``).
 ``WORMHOLE_COMPILE_CACHE=off`` turns it off (the benchmarks do, to time a first run).
+Programs that compile in under JAX's threshold (``jax_persistent_cache_min_compile_time_secs``,
+1 s by default) are not kept. The directory only grows (one file per program); delete it to
+clear it. Whoever can write to it can run code in the processes that read it.
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ def enable_compile_cache() -> Path | None:
     setting = os.environ.get(COMPILE_CACHE_ENV, "").strip()
     if setting.lower() in _OFF:
         return None
-    directory = Path(setting).expanduser() if setting else default_cache_dir()
     try:
+        directory = Path(setting).expanduser() if setting else default_cache_dir()
         directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    except (OSError, RuntimeError):  # no home directory, a path that cannot be made
+        return None
+    if not os.access(directory, os.W_OK | os.X_OK):
         return None
     jax.config.update("jax_compilation_cache_dir", str(directory))
     return directory

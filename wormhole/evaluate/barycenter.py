@@ -95,18 +95,20 @@ def free_support_barycenter(clouds, weights=None, num_points: int = 64,
     if num_points > int(np.sum(data.weights > 0)):
         raise ValueError(f"num_points ({num_points}) exceeds the {int(np.sum(data.weights > 0))}"
                          f" input points the initial support is drawn from.")
+    dense = np.asarray(data.points)  # gathered or memory-mapped clouds, made dense here
     masses = data.weights / data.weights.sum(axis=1, keepdims=True)
     with jax.enable_x64(True):
-        initial = np.asarray(_initial_support(data.points, masses, num_points, seed))
-    # Padded to a power of two of clouds (copies of the first, with barycenter weight zero)
-    # and to whole buckets of points (zero mass): classes of other sizes reuse the program.
-    count = power_of_two_at_least(len(data))
-    length = _POINT_BUCKET * math.ceil(data.points.shape[1] / _POINT_BUCKET)
+        initial = np.asarray(_initial_support(dense, masses, num_points, seed))
+    # Padded (copies of the first cloud, with barycenter weight zero) to a power of two of
+    # clouds up to 8, a multiple of 4 above, and to whole buckets of points (zero mass):
+    # classes of other sizes reuse the program, for at most a few extra solves.
+    count = power_of_two_at_least(len(data)) if len(data) <= 8 else 4 * math.ceil(len(data) / 4)
+    length = _POINT_BUCKET * math.ceil(dense.shape[1] / _POINT_BUCKET)
     rows = np.concatenate([np.arange(len(data)), np.zeros(count - len(data), int)])
-    points = np.zeros((count, length, data.points.shape[-1]))
+    points = np.zeros((count, length, dense.shape[-1]))
     mass = np.zeros((count, length))
-    points[:, :data.points.shape[1]] = data.points[rows]
-    mass[:, :data.points.shape[1]] = masses[rows]
+    points[:, :dense.shape[1]] = dense[rows]
+    mass[:, :dense.shape[1]] = masses[rows]
     coefficients = np.where(np.arange(count) < len(data), 1.0 / len(data), 0.0)
     solve = _barycenter_solver(float(epsilon), float(threshold), int(max_iterations),
                                float(sinkhorn_threshold), int(sinkhorn_iterations))

@@ -48,7 +48,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from wormhole.data.inputs import as_point_clouds
-from wormhole.data.padding import power_of_two_at_least
+from wormhole.data.padding import bucket_length, power_of_two_at_least
 from wormhole.ot.costs import CostLike, cost_matrix, resolve_cost
 from wormhole.ot.kinds import get_kind
 
@@ -242,15 +242,17 @@ def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_sca
     solve = _batched_solver(kind, cost, float(cost_scale), float(threshold),
                             int(max_iterations))
     dim = xs_a[0].shape[1]
-    # Similar sizes share a batch, so padding stays small. Lengths are whole buckets, even
-    # the largest: calls on other clouds (a class at a time) then reuse the compiled shapes.
+    # Similar sizes share a batch, so padding stays small: whole buckets of points, at most
+    # the call's largest cloud rounded up to a multiple of 8 (calls on other clouds, a class
+    # at a time, then reuse the compiled shapes, and small clouds stay small).
     order = sorted(index, key=lambda p: max(len(xs_a[p]), len(xs_b[p])))
+    largest = max(len(xs_a[order[-1]]), len(xs_b[order[-1]]))
     values, failures = {}, 0
     with jax.enable_x64(True):
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            longest = max(max(len(xs_a[p]), len(xs_b[p])) for p in chunk)
-            length = _LENGTH_BUCKET * math.ceil(longest / _LENGTH_BUCKET)
+            length = bucket_length(max(max(len(xs_a[p]), len(xs_b[p])) for p in chunk),
+                                   _LENGTH_BUCKET, 8 * math.ceil(largest / 8))
             # A short chunk is padded to a power of two, not to batch_size: every padded
             # row is a whole solve, and at most log2(batch_size) + 1 batch shapes compile.
             padded = min(batch_size, power_of_two_at_least(len(chunk)))
