@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` 
 
 from benchmarks._harness import RESULTS, Run, markdown_table, write_result  # noqa: E402
 from benchmarks.local_fidelity import parse_variant as parse_overrides  # noqa: E402
+from wormhole.data.padding import fill_with_first  # noqa: E402
 
 DEFAULT_VARIANTS = (
     "as trained: ",
@@ -135,7 +136,7 @@ def measured_divergences(decoded, points, weights, spec, chunk: int = 64) -> np.
     out = []
     for start in range(0, len(points), chunk):
         rows = np.arange(start, min(start + chunk, len(points)))
-        padded = np.concatenate([rows, np.repeat(rows[:1], chunk - len(rows))])
+        padded = fill_with_first(rows, chunk)
         out.append(np.asarray(solve(decoded[padded], points[padded],
                                     weights[padded]))[:len(rows)])
     return np.concatenate(out)

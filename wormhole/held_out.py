@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from wormhole.data import PointClouds
+from wormhole.data.padding import fill_with_first
 from wormhole.evaluate.metrics import agreement, distinct_random_pairs
 from wormhole.models import WormholeModel, embedding_distance
 from wormhole.models.encoding import encode_in_chunks
@@ -47,9 +48,8 @@ class HeldOutPairs:
         length = math.ceil(total / max(1, math.ceil(total / self.chunk)))
         for start in range(0, total, length):
             index = np.arange(start, min(start + length, total))
-            count = len(index)
-            index = np.concatenate([index, np.repeat(index[:1], length - count)])
-            yield self.first[index], self.second[index], count
+            filled = fill_with_first(index, length)
+            yield self.first[filled], self.second[filled], len(index)
 
     def embed(self, params) -> np.ndarray:
         """``[N, emb_dim]`` embeddings of every test cloud."""

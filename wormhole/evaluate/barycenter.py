@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wormhole.data.inputs import as_point_clouds
-from wormhole.data.padding import power_of_two_at_least
+from wormhole.data.padding import fill_with_first, power_of_two_at_least
 from wormhole.evaluate.ground_truth import (
     ANNEAL_ITERATIONS,
     annealed_epsilon,
@@ -97,14 +97,12 @@ def free_support_barycenter(clouds, weights=None, num_points: int = 64,
                          f" input points the initial support is drawn from.")
     dense = np.asarray(data.points)  # gathered or memory-mapped clouds, made dense here
     masses = data.weights / data.weights.sum(axis=1, keepdims=True)
-    with jax.enable_x64(True):
-        initial = np.asarray(_initial_support(dense, masses, num_points, seed))
     # Padded (copies of the first cloud, with barycenter weight zero) to a power of two of
     # clouds up to 8, a multiple of 4 above, and to whole buckets of points (zero mass):
     # classes of other sizes reuse the program, for at most a few extra solves.
     count = power_of_two_at_least(len(data)) if len(data) <= 8 else 4 * math.ceil(len(data) / 4)
     length = _POINT_BUCKET * math.ceil(dense.shape[1] / _POINT_BUCKET)
-    rows = np.concatenate([np.arange(len(data)), np.zeros(count - len(data), int)])
+    rows = fill_with_first(np.arange(len(data)), count)
     points = np.zeros((count, length, dense.shape[-1]))
     mass = np.zeros((count, length))
     points[:, :dense.shape[1]] = dense[rows]
@@ -113,6 +111,7 @@ def free_support_barycenter(clouds, weights=None, num_points: int = 64,
     solve = _barycenter_solver(float(epsilon), float(threshold), int(max_iterations),
                                float(sinkhorn_threshold), int(sinkhorn_iterations))
     with jax.enable_x64(True):
+        initial = _initial_support(dense, masses, num_points, seed)
         support, converged = solve(points, mass, coefficients, initial)
         points = np.asarray(support, np.float32)
         converged = bool(converged)

@@ -48,7 +48,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from wormhole.data.inputs import as_point_clouds
-from wormhole.data.padding import bucket_length, power_of_two_at_least
+from wormhole.data.padding import bucket_length, fill_with_first, power_of_two_at_least
 from wormhole.ot.costs import CostLike, cost_matrix, resolve_cost
 from wormhole.ot.kinds import get_kind
 
@@ -255,8 +255,7 @@ def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_sca
                                    _LENGTH_BUCKET, 8 * math.ceil(largest / 8))
             # A short chunk is padded to a power of two, not to batch_size: every padded
             # row is a whole solve, and at most log2(batch_size) + 1 batch shapes compile.
-            padded = min(batch_size, power_of_two_at_least(len(chunk)))
-            rows = chunk + [chunk[0]] * (padded - len(chunk))
+            rows = fill_with_first(chunk, min(batch_size, power_of_two_at_least(len(chunk))))
             x = np.zeros((len(rows), length, dim))
             y = np.zeros((len(rows), length, dim))
             a = np.zeros((len(rows), length))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from wormhole.data.padding import bucket_length, power_of_two_at_least
+from wormhole.data.padding import bucket_length, fill_with_first, power_of_two_at_least
 
 __all__ = ["default_encode_batch", "encode_in_chunks"]
 
@@ -58,8 +58,7 @@ def encode_in_chunks(encode: Callable, points: np.ndarray, weights: np.ndarray,
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
         length = bucket_length(int(sizes[index].max()), bucket, points.shape[1])
-        rows = np.concatenate([index, np.repeat(index[:1], _filled(len(index), batch_size,
-                                                                   devices) - len(index))])
+        rows = fill_with_first(index, _filled(len(index), batch_size, devices))
         chunk = (points[rows, :length], weights[rows, :length])
         if layout is not None:
             import jax
