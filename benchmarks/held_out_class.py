@@ -122,20 +122,40 @@ def measure(model, pairs: int) -> dict:
             "held_out": held, "plots": report["output_dir"]}
 
 
+def normalised_mse(fig: dict | None) -> float | None:
+    """MSE over the squared mean target: the error's size at the pairs' own scale (absolute
+    MSE grows with the square of the distances, so far-apart clouds score a larger MSE at the
+    same relative error). ``None`` where the mean target was not recorded."""
+    if not fig or not fig.get("target_mean"):
+        return None
+    return fig["stress"] / fig["target_mean"] ** 2
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> str:
+    return "-" if numerator is None or not denominator else f"{numerator / denominator:.2f}"
+
+
 def _row(name: str, fig: dict | None, paper: str = "-") -> list:
     if fig is None:
-        return [name, "-", "-", "-", "-", paper]
+        return [name, *["-"] * 7, paper]
+    scaled = normalised_mse(fig)
     return [name, fig["num_pairs"], f"{fig['pearson']:.4f}", f"{fig['spearman']:.4f}",
-            f"{fig['stress']:.3g}", paper]
+            f"{fig['stress']:.3g}",
+            "-" if fig.get("target_mean") is None else f"{fig['target_mean']:.3g}",
+            "-" if scaled is None else f"{scaled:.3g}",
+            f"{fig['mean_relative_error']:.3f}", paper]
 
 
 def report_lines(result: dict) -> list[str]:
     held = result["held_out"]
     within, seen_within = held, held["seen_classes_within_class_pairs"]
     cross, seen = held["held_out_to_seen_pairs"], held["seen_pairs"]
-    ratio = within["stress"] / seen_within["stress"] if seen_within else None
-    cross_ratio = cross["stress"] / seen["stress"] if cross and seen else None
     paper_ratio = PAPER["mse_held_out"] / PAPER["mse_seen"]
+
+    def ratios(name: str, value) -> str:
+        return (f"- {name}, held-out / seen: within-class pairs "
+                f"{_ratio(value(within), seen_within and value(seen_within))}, "
+                f"mixed pairs {_ratio(cross and value(cross), seen and value(seen))}")
     label = ", ".join(held["labels"])
     minutes = result["train_minutes"]
     trained = ("training time not recorded" if minutes is None else f"{minutes:.1f} min")
@@ -146,16 +166,19 @@ def report_lines(result: dict) -> list[str]:
         f"`{result['train_command']}`. Figures against the training target "
         f"({result['kind']}) on the official test split.", "",
         *markdown_table(
-            ["pairs", "count", "Pearson", "Spearman", "MSE", "paper"],
+            ["pairs", "count", "Pearson", "Spearman", "MSE", "mean target",
+             "MSE / mean target^2", "mean relative error", "paper"],
             [_row(f"within {label}", within, f"Pearson {PAPER['pearson']}, "
                   f"MSE {PAPER['mse_held_out']:.3g}"),
              _row("within one seen class", seen_within, f"MSE {PAPER['mse_seen']:.3g}"),
              _row(f"{label} to a seen cloud", cross),
              _row("two seen clouds", seen)]),
         "",
-        f"- MSE ratio, held-out / seen: within-class pairs "
-        f"{'-' if ratio is None else f'{ratio:.2f}'}, mixed pairs "
-        f"{'-' if cross_ratio is None else f'{cross_ratio:.2f}'} (paper {paper_ratio:.2f}).",
+        ratios("MSE ratio", lambda f: f["stress"]) + f" (paper {paper_ratio:.2f}).",
+        ratios("Mean relative error ratio", lambda f: f["mean_relative_error"])
+        + ": the error at each pair's own scale.",
+        *([ratios("Normalised MSE ratio", normalised_mse) + "."]
+          if normalised_mse(within) is not None else []),
         f"- 1-NN label accuracy, leave-one-out in the test split: {label} clouds "
         f"{held['nearest_neighbor_leave_one_out']:.3f} (paper {PAPER['accuracy']}), seen "
         f"classes {held['nearest_neighbor_leave_one_out_seen']:.3f}.",
@@ -182,6 +205,20 @@ def _exact_lines(found: dict | None, label: str) -> list[str]:
             f"seen classes {found['seen']['embedding']:.3f} / {found['seen']['exact']:.3f}."]
 
 
+TITLE = "Out of distribution: a class held out of training"
+
+
+def render(output: Path) -> int:
+    """The report of a saved result, in this script's current layout (same figures and
+    provenance: the run that measured them)."""
+    saved = output.parent / f"{output.name}.json"
+    if not saved.exists():
+        sys.exit(f"--render: no saved result at {saved}")
+    print(write_result(output, json.loads(saved.read_text()), TITLE,
+                       report_lines(json.loads(saved.read_text()))))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -201,7 +238,12 @@ def main(argv=None) -> int:
                         "60 with --quick)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default=None)
+    parser.add_argument("--render", action="store_true",
+                        help="rewrite the report (.md) from the result's saved .json "
+                        "(default results/held_out_class): no training, no scoring")
     args = parser.parse_args(argv)
+    if args.render:
+        return render(Path(args.output) if args.output else RESULTS / "held_out_class")
     if args.rescore and not (args.keep_run and Path(args.keep_run, "run").exists()):
         parser.error("--rescore needs --keep-run with a trained run in it")
     if args.quick:
@@ -243,8 +285,7 @@ def main(argv=None) -> int:
         plot = Path(figures["plots"]) / "agreement_held_out.png"
         if plot.exists():
             shutil.copyfile(plot, output.parent / f"{output.name}.agreement.png")
-        print(write_result(output, result, "Out of distribution: a class held out of training",
-                           report_lines(result)))
+        print(write_result(output, result, TITLE, report_lines(result)))
     return 0
 
 

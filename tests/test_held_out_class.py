@@ -40,6 +40,9 @@ def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
     assert held["labels"] == ["8"] and held["num_clouds"] >= 8
     for key in ("seen_classes_within_class_pairs", "held_out_to_seen_pairs", "seen_pairs"):
         assert held[key]["num_pairs"] == 60 and -1 <= held[key]["pearson"] <= 1
+        assert held[key]["target_mean"] > 0
+    # Pairs within one class are closer than pairs across classes, on average.
+    assert held["target_mean"] < held["held_out_to_seen_pairs"]["target_mean"]
     assert 0 <= held["nearest_neighbor_leave_one_out"] <= 1
     found = result["exact_neighbours"]
     assert found["kind"] == "W2" and found["method"] == "exact"
@@ -50,6 +53,12 @@ def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
     text = (tmp_path / "ood.md").read_text()
     assert "by exact W2^2 (POT) on the same references" in text
     assert "| within 8 |" in text and "| 8 to a seen cloud |" in text
+    within, seen = held, held["seen_classes_within_class_pairs"]
+    relative = within["mean_relative_error"] / seen["mean_relative_error"]
+    assert f"Mean relative error ratio, held-out / seen: within-class pairs {relative:.2f}" in text
+    scaled = (within["stress"] / within["target_mean"] ** 2) / (
+        seen["stress"] / seen["target_mean"] ** 2)
+    assert f"Normalised MSE ratio, held-out / seen: within-class pairs {scaled:.2f}" in text
     assert (tmp_path / "ood.agreement.png").read_bytes()[:4] == b"\x89PNG"
 
     # Scoring the kept run again trains nothing and keeps the recorded training time.
@@ -63,3 +72,16 @@ def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
     assert rescored["held_out"]["seen_pairs"]["num_pairs"] == 30
     assert rescored["exact_neighbours"] == found  # same seed, same clouds, same answers
     assert "later scoring of that run" in (tmp_path / "again.md").read_text()
+
+    # --render rewrites the report from the saved result alone: the same text.
+    (tmp_path / "ood.md").unlink()
+    rendered = subprocess.run([sys.executable, str(REPO / "benchmarks" / "held_out_class.py"),
+                               "--render", "--output", str(tmp_path / "ood")],
+                              capture_output=True, text=True, cwd=tmp_path)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    assert (tmp_path / "ood.md").read_text() == text
+    assert json.loads((tmp_path / "ood.json").read_text()) == result
+    missing = subprocess.run([sys.executable, str(REPO / "benchmarks" / "held_out_class.py"),
+                              "--render", "--output", str(tmp_path / "absent")],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert missing.returncode != 0 and "no saved result at" in missing.stderr

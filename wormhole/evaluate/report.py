@@ -269,8 +269,7 @@ class _Evaluation:
         # The same figures within seen classes, for comparison: pairs inside one held-out
         # class span a narrower range than random pairs, which lowers correlations.
         seen = self._within_class_pairs(~mask, num_pairs, rng)
-        baseline = None if seen is None else agreement(
-            self._predicted(*seen), self._ground_truth(*seen)).as_dict()
+        baseline = None if seen is None else self._agreement_on(*seen)
         # Where the new class sits among the known ones: pairs of one held-out and one
         # seen cloud, next to random pairs of seen clouds.
         cross = seen_pairs = None
@@ -278,23 +277,31 @@ class _Evaluation:
         if len(others) >= 2:
             new = index[rng.integers(0, len(index), num_pairs)]
             known = others[rng.integers(0, len(others), num_pairs)]
-            cross = agreement(self._predicted(new, known), self._ground_truth(new, known))
+            cross = self._agreement_on(new, known)
             a, b = distinct_random_pairs(rng, len(others), num_pairs)
-            seen_pairs = agreement(self._predicted(others[a], others[b]),
-                                   self._ground_truth(others[a], others[b]))
+            seen_pairs = self._agreement_on(others[a], others[b])
         # Leave-one-out within the split: do held-out clouds find their own class?
         hits = nearest_neighbor_hits(self.embeddings, self.clouds.labels)
         self.report["held_out"] = {
             "labels": [label_name(v, self.clouds.label_names) for v in labels],
             "num_clouds": len(index), **agreement(predicted, target).as_dict(),
+            "target_mean": float(target.mean()),
             "seen_classes_within_class_pairs": baseline,
-            "held_out_to_seen_pairs": None if cross is None else cross.as_dict(),
-            "seen_pairs": None if seen_pairs is None else seen_pairs.as_dict(),
+            "held_out_to_seen_pairs": cross,
+            "seen_pairs": seen_pairs,
             "nearest_neighbor_leave_one_out": float(hits[mask].mean()),
             "nearest_neighbor_leave_one_out_seen": float(hits[~mask].mean())
             if (~mask).any() else None}
         self._plot("agreement_held_out.png", plot_agreement, predicted, target,
                    title=f"{self.config.name}: held-out classes")
+
+    def _agreement_on(self, first, second) -> dict:
+        """Agreement of the model with the target on pairs ``(first, second)``, with the
+        targets' mean (errors in target units grow with it: a class of far-apart clouds has
+        a larger MSE at the same relative error)."""
+        target = self._ground_truth(first, second)
+        return {**agreement(self._predicted(first, second), target).as_dict(),
+                "target_mean": float(target.mean())}
 
     def _within_class_pairs(self, mask, num_pairs: int, rng):
         """Random pairs ``i != j`` of clouds in ``mask`` that share a label, or ``None``."""
