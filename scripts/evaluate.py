@@ -70,13 +70,20 @@ def _summary(report: dict) -> str:
     if "held_out" in report and "pearson" in report["held_out"]:
         held = report["held_out"]
         lines.append(f"held-out classes {held['labels']}: Pearson {held['pearson']:.4f}, "
-                     f"Spearman {held['spearman']:.4f}, 1-NN (leave-one-out) "
+                     f"Spearman {held['spearman']:.4f}, mean relative error "
+                     f"{held['mean_relative_error']:.3f}, 1-NN (leave-one-out) "
                      f"{held['nearest_neighbor_leave_one_out']:.4f}")
+        within_seen = held.get("seen_classes_within_class_pairs")
+        if within_seen:
+            lines.append(f"  pairs within one seen class: Pearson {within_seen['pearson']:.4f}, "
+                         f"mean relative error {within_seen['mean_relative_error']:.3f}")
         if held.get("held_out_to_seen_pairs"):
             cross, seen = held["held_out_to_seen_pairs"], held["seen_pairs"]
             lines.append(f"  held-out to seen pairs: Pearson {cross['pearson']:.4f}, MSE "
-                         f"{cross['stress']:.3g}; seen pairs: Pearson {seen['pearson']:.4f}, "
-                         f"MSE {seen['stress']:.3g}")
+                         f"{cross['stress']:.3g}, mean relative error "
+                         f"{cross['mean_relative_error']:.3f}; seen pairs: Pearson "
+                         f"{seen['pearson']:.4f}, MSE {seen['stress']:.3g}, mean relative "
+                         f"error {seen['mean_relative_error']:.3f}")
     if "stress_analysis" in report:
         s = report["stress_analysis"]
         lines.append(f"stress over {s['num_clouds']} clouds (dim {s['dim']}): lower bound "

@@ -157,13 +157,21 @@ def test_evaluate_script_prints_the_label_accuracies_of_its_report(run, tmp_path
                                 "--barycenter-labels", "none", "--neighbour-clouds", "0",
                                 "--interpolations", "0", "--no-plots", "--no-progress",
                                 "--output-dir", str(tmp_path), "--label-probe"]) == 0
-    near = json.loads((tmp_path / "report.json").read_text())["nearest_neighbor"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    near = report["nearest_neighbor"]
     knn = near["knn_against_train"]
-    line = next(x for x in capsys.readouterr().out.splitlines()
-                if x.startswith("label accuracy"))
+    printed = capsys.readouterr().out.splitlines()
+    line = next(x for x in printed if x.startswith("label accuracy"))
     assert (f"against {near['num_reference']} training clouds: 1-NN {knn['1']:.4f}, "
             f"5-NN {knn['5']:.4f}, 10-NN {knn['10']:.4f}") in line
     assert line.endswith(f"label probe {near['probe_against_train']:.4f}")
+    # The held-out class's error at its own scale, beside a seen class's.
+    held = report["held_out"]
+    line = next(x for x in printed if x.startswith("held-out classes"))
+    assert f"mean relative error {held['mean_relative_error']:.3f}" in line
+    seen = held["seen_classes_within_class_pairs"]
+    line = next(x for x in printed if x.startswith("  pairs within one seen class"))
+    assert line.endswith(f"mean relative error {seen['mean_relative_error']:.3f}")
 
 
 @pytest.mark.parametrize("name, args, message", [
