@@ -19,7 +19,7 @@ from sklearn.neighbors import kneighbors_graph  # noqa: E402
 
 import wormhole  # noqa: E402
 from wormhole.cells import EMBEDDED_FILE, SPLIT_COLUMN  # noqa: E402
-from wormhole.config import config_from_dict  # noqa: E402
+from wormhole.config import ConfigError, config_from_dict  # noqa: E402
 from wormhole.data import Normalization, PointClouds, subsample_clouds  # noqa: E402
 from wormhole.data.gathered import GatheredPoints  # noqa: E402
 from wormhole.data.loaders.anndata import anndata_clouds, load_anndata  # noqa: E402
@@ -331,3 +331,8 @@ def test_embed_script_writes_an_h5ad(trained, tmp_path):
     reference = model.embed_anndata(new, options={"spatial_key": "xy"}).obsm["X_wormhole"]
     np.testing.assert_allclose(out.obsm["X_wormhole"], reference, atol=1e-6)
     assert script.main([*base, "--set", "train.steps=3"]) == 1
+    # A misspelt loader option is named, as training names it, before any work.
+    assert script.main([*base, "--set", "data.options.spatial_kee=xy"]) == 1
+    with pytest.raises(ConfigError, match=r"data.options.spatial_kee: not an option of the "
+                       r"'anndata' loader. Did you mean 'spatial_key'\?"):
+        model.embed_anndata(new, options={"spatial_kee": "xy"})

@@ -177,6 +177,28 @@ def test_invalid_override_error_names_file_and_key():
     assert "ot.kind" in str(err.value)
 
 
+@pytest.mark.parametrize("overrides, blamed", [
+    (["train.steps=5", "train.step=30"], "digits.yaml with override 'train.step=30': Unknown "),
+    (["model.width=abc", "ot.epsilon=0.1"], "digits.yaml with override 'model.width=abc': "),
+    (["train.steps=-3"], "digits.yaml with override 'train.steps=-3': train.steps: -3 is out"),
+])
+def test_an_error_from_an_override_names_the_override(overrides, blamed):
+    with pytest.raises(ConfigError) as err:
+        load_config("digits", overrides)
+    assert str(err.value).startswith(str(CONFIG_DIR / blamed))
+
+
+def test_an_error_in_the_file_is_the_file_s_even_with_overrides(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  stepz: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, ["train.steps=5"])
+    assert str(err.value).startswith(f"{path}: Unknown key 'train.stepz'")
+    # An override may also mend the file's out-of-range value: then nothing is wrong.
+    path.write_text("train:\n  steps: -1\n")
+    assert load_config(path, ["train.steps=5"]).train.steps == 5
+
+
 def test_bare_names_resolve_in_the_configs_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nothing named digits here
     assert resolve_config_path("digits") == CONFIG_DIR / "digits.yaml"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from wormhole.data import select_splits
+from wormhole.data.dataset import check_loader_options
 from wormhole.data.loaders.anndata import anndata_clouds, read_anndata
 
 __all__ = ["EMBEDDED_FILE", "SPLIT_COLUMN", "embed_anndata", "loader_options",
@@ -26,10 +27,12 @@ SPLIT_COLUMN = "wormhole_split"  # obs column of that file: train, test or unuse
 
 
 def loader_options(config, options: Mapping | None = None) -> dict:
-    """The run's ``data.options``, updated with ``options`` (e.g. another ``rep_key``)."""
+    """The run's ``data.options``, updated with ``options`` (e.g. another ``rep_key``),
+    each checked against the ``anndata`` loader's options."""
     if config.data.name != "anndata":
         raise ValueError(f"This run was trained on the '{config.data.name}' loader, not on "
                          f"AnnData; embed its kind of clouds with encode() or embed.py.")
+    check_loader_options("anndata", options or {})
     return {**config.data.options, **(options or {})}
 
 

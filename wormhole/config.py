@@ -361,11 +361,32 @@ def load_config(path: str | Path | None = None, overrides=(), cls=Config):
         resolved, raw = read_yaml(path)
         raw.setdefault("name", resolved.stem)
         where = f"{resolved}: "
+
+    def build(overrides):
+        merged = apply_overrides(raw, list(overrides))
+        return config_from_dict(merged) if cls is Config else build_dataclass(cls, merged)
+
     try:
-        raw = apply_overrides(raw, list(overrides))
-        return config_from_dict(raw) if cls is Config else build_dataclass(cls, raw)
+        return build(overrides)
     except ConfigError as err:
-        raise ConfigError(f"{where}{err}") from None
+        raise ConfigError(f"{_blame(build, overrides, err, where)}{err}") from None
+
+
+def _blame(build, overrides, err: ConfigError, where: str) -> str:
+    """Where a config error comes from: an override (named) when the file alone builds or
+    fails otherwise, else the file."""
+    if not overrides:
+        return where
+    try:
+        build(())
+    except ConfigError as alone:
+        if str(alone) == str(err):
+            return where
+    keys = {o: o.split("=", 1)[0].strip() for o in overrides}
+    named = [o for o, key in keys.items() if f"'{key}'" in str(err) or f"{key}:" in str(err)]
+    shown = named or list(overrides)
+    return (f"{where.rstrip(': ')} with override{'s' if len(shown) > 1 else ''} "
+            f"{', '.join(repr(o) for o in shown)}: ").lstrip()
 
 
 def save_config(config: Config, path: str | Path) -> Path:

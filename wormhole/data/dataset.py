@@ -39,16 +39,21 @@ def get_loader(name: str) -> Callable[..., PointClouds]:
     return getattr(importlib.import_module(module), function)
 
 
-def load_clouds(config: DataConfig) -> PointClouds:
-    """Call the configured loader with ``path``, ``seed`` and the checked ``options``."""
-    loader = get_loader(config.name)
+def check_loader_options(name: str, options) -> None:
+    """Refuse an option the loader ``name`` does not take, naming it and the valid ones."""
+    loader = get_loader(name)
     allowed = [p for p in inspect.signature(loader).parameters if p not in ("path", "seed")]
-    for key in config.options:
+    for key in options:
         if key not in allowed:
-            raise ConfigError(f"data.options.{key}: not an option of the '{config.name}' loader."
+            raise ConfigError(f"data.options.{key}: not an option of the '{name}' loader."
                               f"{_closest(key, allowed)} Valid options: "
                               f"{', '.join(allowed) or 'none'}.")
-    return loader(path=config.path, seed=config.seed, **config.options)
+
+
+def load_clouds(config: DataConfig) -> PointClouds:
+    """Call the configured loader with ``path``, ``seed`` and the checked ``options``."""
+    check_loader_options(config.name, config.options)
+    return get_loader(config.name)(path=config.path, seed=config.seed, **config.options)
 
 
 @dataclass(frozen=True)
