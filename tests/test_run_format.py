@@ -50,6 +50,7 @@ def test_a_fit_run_keeps_its_clouds_and_evaluation_reads_exactly_them(tmp_path):
 
 def test_resuming_a_fit_run_with_other_clouds_is_refused_naming_both_fingerprints(tmp_path):
     clouds, _ = _gaussian_clouds(0, 40)
+    clouds = [np.round(c * 8) / 8 for c in clouds]  # moved by 0.5 or doubled, exactly
     config = tiny(tmp_path / "fit", train={"steps": 3})
     first = wormhole.fit(clouds, config=config, progress=False)
     saved = (tmp_path / "fit" / "data" / "clouds.npz").read_bytes()
@@ -59,6 +60,14 @@ def test_resuming_a_fit_run_with_other_clouds_is_refused_naming_both_fingerprint
         wormhole.fit(other, config=tiny(tmp_path / "fit", train={"steps": 6}), progress=False)
     # Nothing of the run was lost: its clouds and checkpoint are as they were.
     assert (tmp_path / "fit" / "data" / "clouds.npz").read_bytes() == saved
+    assert wormhole.load(tmp_path / "fit").step == 3
+    # The same shapes moved or rescaled normalise to the same clouds, but they are not the
+    # run's clouds: decoding would answer in the run's coordinates.
+    for moved in ([c + 0.5 for c in clouds], [c * 2.0 for c in clouds]):
+        with pytest.raises(ConfigError, match=r"normalised by shift .* and scale .*, but "
+                                              r"these clouds give shift"):
+            wormhole.fit(moved, config=tiny(tmp_path / "fit", train={"steps": 6}),
+                         progress=False)
     assert wormhole.load(tmp_path / "fit").step == 3
     # The same clouds resume.
     again = wormhole.fit(clouds, config=tiny(tmp_path / "fit", train={"steps": 6}),

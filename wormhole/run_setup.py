@@ -14,7 +14,7 @@ import numpy as np
 
 from wormhole.checkpoint import DataRecord, RunMeta
 from wormhole.config import Config, ConfigError, config_from_dict, config_to_dict
-from wormhole.data import Dataset, PointClouds
+from wormhole.data import Dataset, Normalization, PointClouds
 from wormhole.models import ModelSpec, mean_scale
 from wormhole.ot import estimate_cost_scale, get_kind
 
@@ -94,11 +94,14 @@ def resolve_model_spec(config: Config, train: PointClouds,
     return ModelSpec(train.dim, points, low, high, factor)
 
 
-def check_resume(stored: RunMeta, config: Config, record: DataRecord, workdir: Path) -> None:
+def check_resume(stored: RunMeta, config: Config, record: DataRecord, workdir: Path,
+                 normalization: Normalization | None = None) -> None:
     """Refuse to resume when what defines the network, its targets or its data changed.
 
     A key missing from the stored config (a setting added in a later version) counts as its
     default. A run written before data fingerprints were stored is resumed without that check.
+    The fingerprint is of the normalised clouds, so ``normalization`` (the new data's) is
+    also compared with the run's: the same shapes moved or rescaled are other clouds.
     """
     current, defaults = config_to_dict(config), config_to_dict(config_from_dict({}))
     for section in RUN_SECTIONS:
@@ -121,3 +124,15 @@ def check_resume(stored: RunMeta, config: Config, record: DataRecord, workdir: P
             f"these clouds have fingerprint {record.fingerprint} ({record.num_train} train / "
             f"{record.num_test} test). Resume with the same clouds, or use another "
             f"train.workdir.")
+    if normalization is not None:
+        before = Normalization.from_dict(stored.normalization)
+        if not (np.isclose(before.scale, normalization.scale, rtol=1e-6, atol=0)
+                and np.allclose(before.shift, normalization.shift, rtol=1e-6,
+                                atol=1e-6 * before.scale)):
+            raise ConfigError(
+                f"{workdir} holds a run trained on clouds normalised by shift "
+                f"{np.round(before.shift, 6).tolist()} and scale {before.scale:.6g}, but "
+                f"these clouds give shift {np.round(normalization.shift, 6).tolist()} and "
+                f"scale {normalization.scale:.6g}: the same shapes in other coordinates are "
+                f"other clouds (decoding would return the run's units). Resume with the same "
+                f"clouds, or use another train.workdir.")

@@ -398,7 +398,7 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
                                     f"{store.all_steps()}); delete them or start the run in "
                                     f"another train.workdir.")
         stored = store.restore_meta(intact)
-        check_resume(stored, config, record, workdir)
+        check_resume(stored, config, record, workdir, dataset.normalization)
     cost_scale = stored.cost_scale if stored else resolve_cost_scale(config, train)
     spec = ModelSpec.from_dict(stored.model_spec) if stored else \
         resolve_model_spec(config, train, cost_scale)
