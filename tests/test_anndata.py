@@ -336,3 +336,15 @@ def test_embed_script_writes_an_h5ad(trained, tmp_path):
     with pytest.raises(ConfigError, match=r"data.options.spatial_kee: not an option of the "
                        r"'anndata' loader. Did you mean 'spatial_key'\?"):
         model.embed_anndata(new, options={"spatial_kee": "xy"})
+
+
+def test_a_fit_that_cannot_read_its_cells_leaves_no_run_behind(tmp_path):
+    adata = synthetic_tissue(num_cells=60, num_samples=1, num_features=4, num_cell_types=3,
+                             num_niche_types=2, seed=1)
+    adata.obsm["xy"] = adata.obsm.pop("spatial")
+    config = config_from_dict({"data": {"name": "anndata", "path": "unused.h5ad",
+                                        "options": {"k": 4}},
+                               "train": {"steps": 1}})
+    with pytest.raises(ValueError, match=r"obsm\['spatial'\]"):
+        wormhole.fit(adata, config=config, workdir=tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()

@@ -381,9 +381,16 @@ def test_train_script_runs_and_resumes(tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert (tmp_path / "run" / "checkpoints").is_dir()
+    assert "resuming" not in first.stdout
+    again = subprocess.run(cmd + ["--set", "train.steps=3"], capture_output=True, text=True,
+                           cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "resuming from the checkpoint of step 2 of 3" in again.stdout
+    assert "step 3:" in again.stdout
     bad = subprocess.run(cmd + ["--set", "ot.knd=W2"], capture_output=True, text=True,
                          cwd=tmp_path)
     assert bad.returncode == 1 and "Did you mean 'kind'" in bad.stderr
+    assert "digits.yaml with override 'ot.knd=W2': Unknown key" in bad.stderr
 
 
 def test_updates_per_batch_reuse_the_targets_and_count_as_one_step(tmp_path, tiny_data):

@@ -155,6 +155,9 @@ def _adopt_data_file(incoming: Path, data_file: Path, run_config: Config) -> Dat
                                   run_config.data)
     except BaseException:
         incoming.unlink(missing_ok=True)
+        for directory in (incoming.parent, incoming.parent.parent):  # data/, the run's
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()  # leave no empty run directory behind
         raise
     if (data_file.parent.parent / CHECKPOINT_DIR).is_dir() and data_file.exists():
         incoming.unlink()

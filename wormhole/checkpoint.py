@@ -257,9 +257,10 @@ class CheckpointStore:
                                     f"read ({_short(err)}).") from None
         return RunMeta.from_dict(raw, str(self.step_dir(step)))
 
-    def latest_intact_step(self, before: int | None = None) -> int | None:
+    def latest_intact_step(self, before: int | None = None, warn: bool = True) -> int | None:
         """The newest step whose checkpoint passes :func:`verify_checkpoint` and whose meta
-        reads, warning about each newer one that is skipped."""
+        reads, warning about each newer one that is skipped (unless ``warn`` is false: a
+        look before :meth:`restore_latest_intact`, which warns)."""
         for step in reversed(self.all_steps()):
             if before is not None and step >= before:
                 continue
@@ -267,7 +268,8 @@ class CheckpointStore:
                 self.restore_meta(step)
                 return step
             except DamagedCheckpoint as err:
-                warnings.warn(f"{err} Skipping it.", RuntimeWarning, stacklevel=2)
+                if warn:
+                    warnings.warn(f"{err} Skipping it.", RuntimeWarning, stacklevel=2)
         return None
 
     def restore_latest_intact(self, target: Any = None) -> tuple[int, Any, RunMeta] | None:

@@ -142,7 +142,7 @@ class RunReport:
         self.writer.write(record)
         self.history.append(record)
 
-    def _say(self, message: str) -> None:
+    def say(self, message: str) -> None:
         """A line above the progress bar, from the first process of a run only."""
         if self.writer.enabled:
             self.bar.write(message)
@@ -179,7 +179,7 @@ class RunReport:
                    f"the iteration cap (ot.max_iterations) by step {record['step']}: the targets "
                    f"are not converged. Raise ot.max_iterations (or leave it unset), or raise "
                    f"ot.epsilon.")
-        self._say(f"WARNING: {message}")
+        self.say(f"WARNING: {message}")
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def evaluate(self, evaluator: Callable[[Any], dict], params, done: int) -> None:
@@ -188,6 +188,6 @@ class RunReport:
         record = {"step": done, **evaluator(params),
                   "eval_seconds": time.perf_counter() - started}
         self.write(record)
-        self._say(f"step {done}: " + ", ".join(
+        self.say(f"step {done}: " + ", ".join(
             f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
         self.resume()

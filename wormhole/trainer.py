@@ -392,7 +392,7 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
         if config.checkpoint.enabled else None
     stored = None
     if store is not None and store.latest_step() is not None:
-        intact = store.latest_intact_step()
+        intact = store.latest_intact_step(warn=False)  # the restore below warns
         if intact is None:
             raise DamagedCheckpoint(f"Every checkpoint in {store.directory} is damaged (steps "
                                     f"{store.all_steps()}); delete them or start the run in "
@@ -447,6 +447,9 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
                desc=config.name, dynamic_ncols=True)
     report = RunReport(writer, DivergenceGuard(cfg.divergence_factor), learning_rate_schedule(cfg),
                        store.directory if store else None, latest, bar)
+    if latest is not None:
+        report.say(f"resuming from the checkpoint of step {latest} of {cfg.steps} "
+                   f"({store.step_dir(latest)})")
     try:
         for step in range(start, cfg.steps):
             batch = device_batch(train, step, cfg.batch_size, cfg.seed, cfg.length_bucket,
