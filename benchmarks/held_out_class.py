@@ -187,9 +187,18 @@ def report_lines(result: dict) -> list[str]:
         f"({result['all_test_pairs']['num_pairs']} pairs).",
         f"- Plot: `{result['name']}.agreement.png` (model distance against the target on the "
         "pairs within the held-out class).",
+        *_target_source_lines(result.get("target_means_from")),
         "- The paper's figures are as quoted in the benchmark-suite issue; its MSE is in its "
         "own units, so compare the ratio, not the values.",
     ]
+
+
+def _target_source_lines(source: dict | None) -> list[str]:
+    if not source:
+        return []
+    return [f"- Mean targets of these pairs from `{source['file']}` (`{source['command']}`, "
+            f"{source['date']}): the same class, split, seeds and pair counts, so the same "
+            "pairs and targets (they do not depend on the model)."]
 
 
 def _exact_lines(found: dict | None, label: str) -> list[str]:
@@ -208,14 +217,47 @@ def _exact_lines(found: dict | None, label: str) -> list[str]:
 TITLE = "Out of distribution: a class held out of training"
 
 
-def render(output: Path) -> int:
+_GROUPS = ("seen_classes_within_class_pairs", "held_out_to_seen_pairs", "seen_pairs")
+_TRAINING_ONLY = ("train.steps=", "train.eval_every=", "train.log_every=", "checkpoint.")
+
+
+def adopt_target_means(result: dict, source: dict, where: str) -> dict:
+    """``result`` with each group's mean target taken from ``source``, another result on the
+    same split, seeds and pair counts: the pairs and their targets do not depend on the
+    model, so a short run gives a long run's mean targets without scoring it again."""
+    held, other = result["held_out"], source["held_out"]
+
+    def setting(found: dict) -> list:  # what decides the pairs and targets: not the training
+        return [found["config"], *(o for o in found["overrides"]
+                                   if not o.startswith(_TRAINING_ONLY))]
+
+    same = (setting(result) == setting(source) and held["labels"] == other["labels"]
+            and held["num_clouds"] == other["num_clouds"]
+            and held["num_pairs"] == other["num_pairs"]
+            and all((held[g] or {}).get("num_pairs") == (other[g] or {}).get("num_pairs")
+                    for g in _GROUPS))
+    if not same:
+        sys.exit(f"--targets-from {where}: not the same config, held-out class, split and "
+                 f"pair counts")
+    held = {**held, "target_mean": other["target_mean"],
+            **{g: {**held[g], "target_mean": other[g]["target_mean"]} for g in _GROUPS}}
+    return {**result, "held_out": held,
+            "target_means_from": {"file": where, "command": source["command"],
+                                  "date": source["date"]}}
+
+
+def render(output: Path, targets_from: str | None = None) -> int:
     """The report of a saved result, in this script's current layout (same figures and
-    provenance: the run that measured them)."""
+    provenance: the run that measured them), optionally with the mean targets of its pairs
+    from another result (:func:`adopt_target_means`)."""
     saved = output.parent / f"{output.name}.json"
     if not saved.exists():
         sys.exit(f"--render: no saved result at {saved}")
-    print(write_result(output, json.loads(saved.read_text()), TITLE,
-                       report_lines(json.loads(saved.read_text()))))
+    result = json.loads(saved.read_text())
+    if targets_from:
+        result = adopt_target_means(result, json.loads(Path(targets_from).read_text()),
+                                    targets_from)
+    print(write_result(output, result, TITLE, report_lines(result)))
     return 0
 
 
@@ -241,9 +283,14 @@ def main(argv=None) -> int:
     parser.add_argument("--render", action="store_true",
                         help="rewrite the report (.md) from the result's saved .json "
                         "(default results/held_out_class): no training, no scoring")
+    parser.add_argument("--targets-from", default=None, metavar="RESULT.json",
+                        help="with --render: take each group's mean target from this result "
+                        "of a run on the same class, split and pair counts (the targets do "
+                        "not depend on the model; e.g. a 10-step run with --exact-queries 0)")
     args = parser.parse_args(argv)
     if args.render:
-        return render(Path(args.output) if args.output else RESULTS / "held_out_class")
+        return render(Path(args.output) if args.output else RESULTS / "held_out_class",
+                      args.targets_from)
     if args.rescore and not (args.keep_run and Path(args.keep_run, "run").exists()):
         parser.error("--rescore needs --keep-run with a trained run in it")
     if args.quick:

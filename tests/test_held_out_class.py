@@ -85,3 +85,15 @@ def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
                               "--render", "--output", str(tmp_path / "absent")],
                              capture_output=True, text=True, cwd=tmp_path)
     assert missing.returncode != 0 and "no saved result at" in missing.stderr
+    # Mean targets from another result: only one of the same class, split and pair counts.
+    render = [sys.executable, str(REPO / "benchmarks" / "held_out_class.py"), "--render",
+              "--output", str(tmp_path / "ood"), "--targets-from"]
+    refused = subprocess.run([*render, str(tmp_path / "again.json")], capture_output=True,
+                             text=True, cwd=tmp_path)
+    assert refused.returncode != 0 and "not the same config" in refused.stderr
+    (tmp_path / "same.json").write_text((tmp_path / "ood.json").read_text())
+    adopted = subprocess.run([*render, str(tmp_path / "same.json")], capture_output=True,
+                             text=True, cwd=tmp_path)
+    assert adopted.returncode == 0, adopted.stderr[-3000:]
+    assert json.loads((tmp_path / "ood.json").read_text())["held_out"] == held
+    assert "Mean targets of these pairs from" in (tmp_path / "ood.md").read_text()
