@@ -253,7 +253,7 @@ def render(output: Path, targets_from: str | None = None) -> int:
     saved = output.parent / f"{output.name}.json"
     if not saved.exists():
         sys.exit(f"--render: no saved result at {saved}")
-    result = json.loads(saved.read_text())
+    result = {**json.loads(saved.read_text()), "name": output.name}  # where it now lies
     if targets_from:
         result = adopt_target_means(result, json.loads(Path(targets_from).read_text()),
                                     targets_from)
