@@ -13,6 +13,7 @@ from .conftest import REPO
 
 sys.path.insert(0, str(REPO))
 
+from benchmarks import held_out_class  # noqa: E402
 from benchmarks.held_out_class import one_nn_accuracy  # noqa: E402
 
 
@@ -75,25 +76,16 @@ def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
 
     # --render rewrites the report from the saved result alone: the same text.
     (tmp_path / "ood.md").unlink()
-    rendered = subprocess.run([sys.executable, str(REPO / "benchmarks" / "held_out_class.py"),
-                               "--render", "--output", str(tmp_path / "ood")],
-                              capture_output=True, text=True, cwd=tmp_path)
-    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    assert held_out_class.main(["--render", "--output", str(tmp_path / "ood")]) == 0
     assert (tmp_path / "ood.md").read_text() == text
     assert json.loads((tmp_path / "ood.json").read_text()) == result
-    missing = subprocess.run([sys.executable, str(REPO / "benchmarks" / "held_out_class.py"),
-                              "--render", "--output", str(tmp_path / "absent")],
-                             capture_output=True, text=True, cwd=tmp_path)
-    assert missing.returncode != 0 and "no saved result at" in missing.stderr
+    with pytest.raises(SystemExit, match="no saved result at"):
+        held_out_class.main(["--render", "--output", str(tmp_path / "absent")])
     # Mean targets from another result: only one of the same class, split and pair counts.
-    render = [sys.executable, str(REPO / "benchmarks" / "held_out_class.py"), "--render",
-              "--output", str(tmp_path / "ood"), "--targets-from"]
-    refused = subprocess.run([*render, str(tmp_path / "again.json")], capture_output=True,
-                             text=True, cwd=tmp_path)
-    assert refused.returncode != 0 and "not the same config" in refused.stderr
+    render = ["--render", "--output", str(tmp_path / "ood"), "--targets-from"]
+    with pytest.raises(SystemExit, match="not the same config"):
+        held_out_class.main([*render, str(tmp_path / "again.json")])
     (tmp_path / "same.json").write_text((tmp_path / "ood.json").read_text())
-    adopted = subprocess.run([*render, str(tmp_path / "same.json")], capture_output=True,
-                             text=True, cwd=tmp_path)
-    assert adopted.returncode == 0, adopted.stderr[-3000:]
+    assert held_out_class.main([*render, str(tmp_path / "same.json")]) == 0
     assert json.loads((tmp_path / "ood.json").read_text())["held_out"] == held
     assert "Mean targets of these pairs from" in (tmp_path / "ood.md").read_text()
