@@ -218,30 +218,48 @@ TITLE = "Out of distribution: a class held out of training"
 
 
 _GROUPS = ("seen_classes_within_class_pairs", "held_out_to_seen_pairs", "seen_pairs")
-_TRAINING_ONLY = ("train.steps=", "train.eval_every=", "train.log_every=", "checkpoint.")
+_TRAINING_ONLY = ("train.steps=", "train.eval_every=", "train.log_every=", "train.workdir=",
+                  "checkpoint.")
 
 
 def adopt_target_means(result: dict, source: dict, where: str) -> dict:
     """``result`` with each group's mean target taken from ``source``, another result on the
     same split, seeds and pair counts: the pairs and their targets do not depend on the
-    model, so a short run gives a long run's mean targets without scoring it again."""
+    model, so a short run gives a long run's mean targets without scoring it again.
+
+    Refused unless both were trained with the same config and the same non-training
+    overrides, their held-out sections have the same class, clouds and pair counts, and the
+    random test pairs both scored have the same mean target (same pairs, same units)."""
     held, other = result["held_out"], source["held_out"]
 
     def setting(found: dict) -> list:  # what decides the pairs and targets: not the training
-        return [found["config"], *(o for o in found["overrides"]
-                                   if not o.startswith(_TRAINING_ONLY))]
+        words = shlex.split(found["train_command"])
+        sets = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--set"]
+        config = words[words.index("--config") + 1] if "--config" in words else None
+        return [config, *(o for o in sets if not o.startswith(_TRAINING_ONLY))]
 
+    def counts(found: dict) -> list:
+        return [found["num_pairs"], *((found[g] or {}).get("num_pairs") for g in _GROUPS)]
+
+    mine, theirs = result["all_test_pairs"], source["all_test_pairs"]
     same = (setting(result) == setting(source) and held["labels"] == other["labels"]
-            and held["num_clouds"] == other["num_clouds"]
-            and held["num_pairs"] == other["num_pairs"]
-            and all((held[g] or {}).get("num_pairs") == (other[g] or {}).get("num_pairs")
-                    for g in _GROUPS))
+            and held["num_clouds"] == other["num_clouds"] and counts(held) == counts(other)
+            and mine["num_pairs"] == theirs["num_pairs"]
+            and np.isclose(mine["target_mean"], theirs["target_mean"], rtol=1e-6, atol=0))
     if not same:
-        sys.exit(f"--targets-from {where}: not the same config, held-out class, split and "
-                 f"pair counts")
-    held = {**held, "target_mean": other["target_mean"],
-            **{g: {**held[g], "target_mean": other[g]["target_mean"]} for g in _GROUPS}}
-    return {**result, "held_out": held,
+        sys.exit(f"--targets-from {where}: not the same config, held-out class, split, pair "
+                 f"counts and random test pairs (their mean targets "
+                 f"{mine['target_mean']:.6g} and {theirs['target_mean']:.6g})")
+    adopted = {"target_mean": other["target_mean"],
+               **{g: {**held[g], "target_mean": other[g]["target_mean"]}
+                  for g in _GROUPS if held[g] is not None}}
+    for key, value in [("target_mean", held.get("target_mean")),
+                       *((g, (held[g] or {}).get("target_mean")) for g in _GROUPS)]:
+        new = adopted["target_mean"] if key == "target_mean" else adopted[key]["target_mean"]
+        if value is not None and not np.isclose(value, new, rtol=1e-6, atol=0):
+            sys.exit(f"--targets-from {where}: {key} has its own mean target {value:.6g}, "
+                     f"not {new:.6g}")
+    return {**result, "held_out": {**held, **adopted},
             "target_means_from": {"file": where, "command": source["command"],
                                   "date": source["date"]}}
 
@@ -250,6 +268,8 @@ def render(output: Path, targets_from: str | None = None) -> int:
     """The report of a saved result, in this script's current layout (same figures and
     provenance: the run that measured them), optionally with the mean targets of its pairs
     from another result (:func:`adopt_target_means`)."""
+    if output.suffix in (".md", ".json"):
+        output = output.with_suffix("")
     saved = output.parent / f"{output.name}.json"
     if not saved.exists():
         sys.exit(f"--render: no saved result at {saved}")
@@ -288,6 +308,8 @@ def main(argv=None) -> int:
                         "of a run on the same class, split and pair counts (the targets do "
                         "not depend on the model; e.g. a 10-step run with --exact-queries 0)")
     args = parser.parse_args(argv)
+    if args.targets_from and not args.render:
+        parser.error("--targets-from goes with --render")
     if args.render:
         return render(Path(args.output) if args.output else RESULTS / "held_out_class",
                       args.targets_from)

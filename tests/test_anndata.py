@@ -346,5 +346,10 @@ def test_a_fit_that_cannot_read_its_cells_leaves_no_run_behind(tmp_path):
                                         "options": {"k": 4}},
                                "train": {"steps": 1}})
     with pytest.raises(ValueError, match=r"obsm\['spatial'\]"):
-        wormhole.fit(adata, config=config, workdir=tmp_path / "bad", progress=False)
-    assert not (tmp_path / "bad").exists()
+        wormhole.fit(adata, config=config, workdir=tmp_path / "runs" / "bad", progress=False)
+    assert not (tmp_path / "runs").exists()
+    # A directory the user made stays, empty as it was.
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ValueError, match=r"obsm\['spatial'\]"):
+        wormhole.fit(adata, config=config, workdir=tmp_path / "mine", progress=False)
+    assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())

@@ -194,9 +194,18 @@ def test_an_error_in_the_file_is_the_file_s_even_with_overrides(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(path, ["train.steps=5"])
     assert str(err.value).startswith(f"{path}: Unknown key 'train.stepz'")
-    # An override may also mend the file's out-of-range value: then nothing is wrong.
+    # An override may also mend the file's out-of-range value: then nothing is wrong ...
     path.write_text("train:\n  steps: -1\n")
     assert load_config(path, ["train.steps=5"]).train.steps == 5
+    # ... and an error it leaves in the file stays the file's.
+    path.write_text("train:\n  steps: -1\nmodel:\n  widht: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, (o for o in ["train.steps=5", "data.name=digits"]))
+    assert str(err.value).startswith(f"{path}: Unknown key 'model.widht'")
+    # A suggestion naming a key ('name') does not blame the override that set that key.
+    with pytest.raises(ConfigError) as err:
+        load_config("digits", ["name=mine", "data.nam=x"])
+    assert "with override 'data.nam=x': Unknown key" in str(err.value)
 
 
 def test_bare_names_resolve_in_the_configs_directory(tmp_path, monkeypatch):

@@ -89,3 +89,25 @@ def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
     assert held_out_class.main([*render, str(tmp_path / "same.json")]) == 0
     assert json.loads((tmp_path / "ood.json").read_text())["held_out"] == held
     assert "Mean targets of these pairs from" in (tmp_path / "ood.md").read_text()
+    # A result without mean targets (an older one) takes the source's ...
+    groups = ("seen_classes_within_class_pairs", "held_out_to_seen_pairs", "seen_pairs")
+    older = json.loads(json.dumps(result))
+    for part in (older["held_out"], *(older["held_out"][g] for g in groups)):
+        del part["target_mean"]
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    source = json.loads(json.dumps(result))
+    source["held_out"]["target_mean"] *= 2  # only the random test pairs can be checked
+    (tmp_path / "source.json").write_text(json.dumps(source))
+    assert held_out_class.main(["--render", "--output", str(tmp_path / "older.json"),
+                                "--targets-from", str(tmp_path / "source.json")]) == 0
+    adopted = json.loads((tmp_path / "older.json").read_text())["held_out"]
+    assert adopted["target_mean"] == 2 * held["target_mean"]
+    assert adopted["seen_pairs"]["target_mean"] == held["seen_pairs"]["target_mean"]
+    # ... but never overwrites its own, nor comes from other random test pairs.
+    with pytest.raises(SystemExit, match="target_mean has its own mean target"):
+        held_out_class.main([*render, str(tmp_path / "source.json")])
+    source["all_test_pairs"]["target_mean"] *= 1.01
+    (tmp_path / "source.json").write_text(json.dumps(source))
+    with pytest.raises(SystemExit, match="random test pairs"):
+        held_out_class.main(["--render", "--output", str(tmp_path / "older"),
+                             "--targets-from", str(tmp_path / "source.json")])

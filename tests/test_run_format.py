@@ -166,3 +166,12 @@ def test_the_manifest_lists_every_file_of_a_checkpoint(finished_run):
     on_disk = {str(p.relative_to(step_dir)) for p in step_dir.rglob("*")
                if p.is_file() and p.name != "manifest.json"}
     assert set(manifest) == on_disk
+
+
+def test_a_fit_refused_before_training_leaves_no_run_behind(tmp_path):
+    clouds, labels = _gaussian_clouds(0, 20)
+    test_clouds, _ = _gaussian_clouds(1, 6)
+    with pytest.raises(ValueError, match="labels for both the training and the test clouds"):
+        wormhole.fit(clouds, labels=labels, test_clouds=test_clouds,
+                     config=tiny(tmp_path / "runs" / "fit"), progress=False)
+    assert not (tmp_path / "runs").exists()

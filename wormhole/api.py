@@ -11,6 +11,7 @@ Both return a :class:`~wormhole.inference.Wormhole` and write a run directory th
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -137,11 +138,27 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
     # the command line see the same numbers. A new run keeps the file; an existing run keeps
     # the clouds it was trained on, and the trainer refuses to resume it with other clouds
     # (their fingerprints differ).
-    data_file.parent.mkdir(parents=True, exist_ok=True)
     incoming = data_file.with_name("clouds.incoming.npz")
-    save_clouds_npz(incoming, _with_split(train_part, test_part))
-    dataset = _adopt_data_file(incoming, data_file, run_config)
+    with _run_data_directory(data_file.parent):
+        save_clouds_npz(incoming, _with_split(train_part, test_part))
+        dataset = _adopt_data_file(incoming, data_file, run_config)
     return _finish(train_and_evaluate(run_config, dataset, progress=progress))
+
+
+@contextlib.contextmanager
+def _run_data_directory(directory: Path):
+    """Make ``directory`` (a run's ``data/``) and its missing parents; when the block fails,
+    remove again those this call made that are still empty, so a fit that cannot read its
+    data leaves no empty run behind (and never a directory the user made)."""
+    made = [p for p in (directory, *directory.parents) if not p.exists()]
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        yield directory
+    except BaseException:
+        for path in made:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
 
 
 def _adopt_data_file(incoming: Path, data_file: Path, run_config: Config) -> Dataset:
@@ -155,9 +172,6 @@ def _adopt_data_file(incoming: Path, data_file: Path, run_config: Config) -> Dat
                                   run_config.data)
     except BaseException:
         incoming.unlink(missing_ok=True)
-        for directory in (incoming.parent, incoming.parent.parent):  # data/, the run's
-            if directory.is_dir() and not any(directory.iterdir()):
-                directory.rmdir()  # leave no empty run directory behind
         raise
     if (data_file.parent.parent / CHECKPOINT_DIR).is_dir() and data_file.exists():
         incoming.unlink()
@@ -177,10 +191,10 @@ def _fit_anndata(adata, resolved: Config, progress: bool) -> Wormhole:
                                            "data.path": str(data_file)})
     # As in fit: an existing run keeps the file it was trained on, and a resume with other
     # cells is refused by their fingerprint.
-    data_file.parent.mkdir(parents=True, exist_ok=True)
     incoming = data_file.with_name("input.incoming.h5ad")
-    adata.write_h5ad(incoming)
-    dataset = _adopt_data_file(incoming, data_file, run_config)
+    with _run_data_directory(data_file.parent):
+        adata.write_h5ad(incoming)
+        dataset = _adopt_data_file(incoming, data_file, run_config)
     return train(run_config, dataset=dataset, progress=progress)
 
 

@@ -357,6 +357,7 @@ def load_config(path: str | Path | None = None, overrides=(), cls=Config):
     """
     raw: dict = {}
     where = ""
+    overrides = list(overrides)
     if path is not None:
         resolved, raw = read_yaml(path)
         raw.setdefault("name", resolved.stem)
@@ -372,19 +373,29 @@ def load_config(path: str | Path | None = None, overrides=(), cls=Config):
         raise ConfigError(f"{_blame(build, overrides, err, where)}{err}") from None
 
 
-def _blame(build, overrides, err: ConfigError, where: str) -> str:
-    """Where a config error comes from: an override (named) when the file alone builds or
-    fails otherwise, else the file."""
+def _blame(build, overrides: list[str], err: ConfigError, where: str) -> str:
+    """Where a config error comes from: the overrides that set the offending key (named),
+    else the file when it fails alone, else all the overrides."""
     if not overrides:
         return where
+    file_fails = False
     try:
         build(())
     except ConfigError as alone:
         if str(alone) == str(err):
             return where
-    keys = {o: o.split("=", 1)[0].strip() for o in overrides}
-    named = [o for o, key in keys.items() if f"'{key}'" in str(err) or f"{key}:" in str(err)]
-    shown = named or list(overrides)
+        file_fails = True
+    message = str(err)
+
+    def sets_the_key(override: str) -> bool:
+        key = override.split("=", 1)[0].strip()
+        return (message.startswith((f"{key}:", f"{key}.", f"Override '{override}'"))
+                or f"Unknown key '{key}'" in message or f"Unknown key '{key}." in message)
+
+    named = [o for o in overrides if sets_the_key(o)]
+    if not named and file_fails:
+        return where
+    shown = named or overrides
     return (f"{where.rstrip(': ')} with override{'s' if len(shown) > 1 else ''} "
             f"{', '.join(repr(o) for o in shown)}: ").lstrip()
 
