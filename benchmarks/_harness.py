@@ -35,7 +35,7 @@ from wormhole.evaluate.ground_truth import usable_cpus
 __all__ = ["REPO", "RESULTS", "Run", "code_version", "cpu_model", "cpu_seconds",
            "describe_machine",
            "format_seconds", "interleaved", "load_average", "markdown_table",
-           "package_version", "provenance_lines", "relative_error", "run_training",
+           "package_version", "provenance_lines", "relative_error", "result_stem", "run_training",
            "training_stopped", "describe_accelerator", "write_result"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -217,15 +217,19 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]
             *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
 
 
+def result_stem(path: Path | str) -> Path:
+    """A result's path without its ``.md`` or ``.json`` suffix (other suffixes are kept:
+    ``results/ot_throughput.quick`` names ``ot_throughput.quick.md``)."""
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in (".md", ".json") else path
+
+
 def write_result(path: Path, result: dict, title: str, lines: Sequence[str]) -> str:
     """Write ``path.md`` (title, provenance, ``lines``) and ``path.json``; return the text.
 
-    ``path`` may end in ``.md`` or ``.json`` or in neither (``results/ot_throughput.quick``
-    gives ``ot_throughput.quick.md``: other suffixes are kept, not replaced).
+    ``path`` may end in ``.md`` or ``.json`` or in neither (:func:`result_stem`).
     """
-    path = Path(path)
-    if path.suffix in (".md", ".json"):
-        path = path.with_suffix("")
+    path = result_stem(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join([f"# {title}", "", *provenance_lines(result), "", *lines]).rstrip() + "\n"
     path.parent.joinpath(path.name + ".md").write_text(text)

@@ -43,6 +43,7 @@ from benchmarks._harness import (  # noqa: E402
     Run,
     markdown_table,
     recorded_training,
+    result_stem,
     run_training,
     training_command,
     write_result,
@@ -250,16 +251,18 @@ def adopt_target_means(result: dict, source: dict, where: str) -> dict:
         sys.exit(f"--targets-from {where}: not the same config, held-out class, split, pair "
                  f"counts and random test pairs (their mean targets "
                  f"{mine['target_mean']:.6g} and {theirs['target_mean']:.6g})")
-    adopted = {"target_mean": other["target_mean"],
+    # (name, this result's part, the source's part): the held-out pairs, then each group.
+    parts = [("target_mean", held, other),
+             *((g, held[g], other[g]) for g in _GROUPS if held[g] is not None)]
+    for name, part, theirs_part in parts:
+        own, new = part.get("target_mean"), theirs_part["target_mean"]
+        if own is not None and not np.isclose(own, new, rtol=1e-6, atol=0):
+            sys.exit(f"--targets-from {where}: {name} has its own mean target {own:.6g}, "
+                     f"not {new:.6g}")
+    adopted = {**held, "target_mean": other["target_mean"],
                **{g: {**held[g], "target_mean": other[g]["target_mean"]}
                   for g in _GROUPS if held[g] is not None}}
-    for key, value in [("target_mean", held.get("target_mean")),
-                       *((g, (held[g] or {}).get("target_mean")) for g in _GROUPS)]:
-        new = adopted["target_mean"] if key == "target_mean" else adopted[key]["target_mean"]
-        if value is not None and not np.isclose(value, new, rtol=1e-6, atol=0):
-            sys.exit(f"--targets-from {where}: {key} has its own mean target {value:.6g}, "
-                     f"not {new:.6g}")
-    return {**result, "held_out": {**held, **adopted},
+    return {**result, "held_out": adopted,
             "target_means_from": {"file": where, "command": source["command"],
                                   "date": source["date"]}}
 
@@ -268,8 +271,7 @@ def render(output: Path, targets_from: str | None = None) -> int:
     """The report of a saved result, in this script's current layout (same figures and
     provenance: the run that measured them), optionally with the mean targets of its pairs
     from another result (:func:`adopt_target_means`)."""
-    if output.suffix in (".md", ".json"):
-        output = output.with_suffix("")
+    output = result_stem(output)
     saved = output.parent / f"{output.name}.json"
     if not saved.exists():
         sys.exit(f"--render: no saved result at {saved}")

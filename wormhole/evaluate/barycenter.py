@@ -113,9 +113,7 @@ def free_support_barycenter(clouds, weights=None, num_points: int = 64,
     with jax.enable_x64(True):
         initial = _initial_support(dense, masses, num_points, seed)
         support, converged = solve(points, mass, coefficients, initial)
-        points = np.asarray(support, np.float32)
-        converged = bool(converged)
-    return points, converged
+        return np.asarray(support, np.float32), bool(converged)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
