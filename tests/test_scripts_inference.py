@@ -249,3 +249,27 @@ def test_evaluate_run_reports_every_section_and_writes_the_plots(run, tmp_path):
                  "reconstructions.png", "barycenters.png", "interpolations.png"):
         assert name in report["figures"]
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_k_nn_labels_by_exact_ot_match_pots_nearest_training_cloud(run, tmp_path):
+    # Every test cloud against every training cloud: no random subset, so POT's exact W2 on
+    # the raw clouds is an independent oracle (one scalar normalisation keeps the order).
+    import ot
+
+    workdir, model, _ = run
+    test, train = run_split(model.config, "test"), run_split(model.config, "train")
+    report = evaluate_run(workdir, num_pairs=10, stress_clouds=0, barycenter_labels=[],
+                          interpolations=0, neighbour_clouds=len(test),
+                          neighbour_references=len(train), output_dir=tmp_path,
+                          plots=False, progress=False)
+    found = report["neighbourhoods"]["against_train"]
+    assert found["num_reference"] == len(train)
+
+    def w2(i, j):
+        (x, a), (y, b) = test.cloud(i), train.cloud(j)
+        return ot.emd2(a / a.sum(), b / b.sum(), ot.dist(x, y))
+
+    nearest = [min(range(len(train)), key=lambda j: w2(i, j)) for i in range(len(test))]
+    oracle = float(np.mean(train.labels[nearest] == test.labels))
+    assert found["knn_accuracy"]["1"]["exact"] == pytest.approx(oracle)
+    assert 0 <= found["knn_accuracy"]["1"]["embedding"] <= 1

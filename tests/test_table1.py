@@ -43,9 +43,16 @@ def test_quick_mode_trains_then_scores_each_row_against_its_reference(tmp_path):
         assert row["knn_accuracy"]["1"] == row["accuracy"]
         assert 0.0 <= row["knn_accuracy"]["10"] <= 1.0 and 0.0 <= row["probe_accuracy"] <= 1.0
         assert row["train_minutes"] > 0 and row["num_reference"] == 100
+        # --quick: 12 held-out clouds also labelled by the reference OT among 20 others.
+        by_ot = row["ot_knn"]
+        assert (by_ot["num_clouds"], by_ot["num_reference"]) == (12, 20)
+        assert all(0 <= v <= 1 for v in by_ot["knn_accuracy"]["1"].values())
+    assert (rows["mnist"]["ot_knn"]["kind"], rows["mnist"]["ot_knn"]["method"]) == ("W2", "exact")
+    assert rows["shapes_gw"]["ot_knn"]["kind"] == "GW"
     text = (tmp_path / "t1.md").read_text()
     assert "| MNIST | mnist |" in text and "(100 refs)" in text and "0.98 / 0.98" in text
-    assert "| 10-NN | probe |" in text and "MLPClassifier" in text
+    assert "| 10-NN | probe | 1-NN, embedding / OT |" in text and "MLPClassifier" in text
+    assert "(12 x 20)" in text
 
 
 def test_an_absent_data_set_is_reported_as_not_run_with_the_loaders_reason(tmp_path):
