@@ -224,11 +224,11 @@ def report_lines(rows: list[dict], args) -> list[str]:
         "scored before these existed). 1-NN, embedding / OT: the 1-NN label of some held-out "
         "clouds among other random training clouds, by the embedding and by the reference OT "
         "itself (exact W2^2 by POT, converged entropic GW), on the same clouds: OT's is what "
-        "a perfect embedding of that OT would reach there. Train min: the whole `scripts/train.py` command on the "
-        "machine its row names.", "",
+        "a perfect embedding of that OT would reach there. Train min: the whole "
+        "`scripts/train.py` command on the machine its row names.", "",
         *markdown_table(["paper's set", "ours", "OT correlation", "label accuracy 1-NN",
-                         "10-NN", "probe", "1-NN, embedding / OT", "train min", "paper (corr. / acc.)", "steps",
-                         "what was run"], table),
+                         "10-NN", "probe", "1-NN, embedding / OT", "train min",
+                         "paper (corr. / acc.)", "steps", "what was run"], table),
         "", "Each row's training command, with the start of the invocation that trained it and its "
         "CPU (and GPU):", "",
         *[f"- {r['name']} ({r.get('date', 'date not recorded')}, {r.get('cpu') or '-'}"

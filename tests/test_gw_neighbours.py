@@ -1,0 +1,78 @@
+"""benchmarks/gw_neighbours.py: neighbours by GW, by its debiased form GS and by a model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from .conftest import REPO
+
+sys.path.insert(0, str(REPO))
+
+
+def test_gw_of_a_cloud_with_itself_is_positive_and_debiasing_removes_it():
+    # The premise of the benchmark: the evaluation's GW is no divergence; debiased, a
+    # cloud is at zero from itself and above zero from a rescaled copy.
+    from benchmarks.gw_neighbours import debiased
+    from wormhole.evaluate.ground_truth import ground_truth_distances
+
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)  # a sphere's surface
+    solve = dict(kind="GW", method="sinkhorn", epsilon=0.01, cost_scale=4.0, progress=False)
+    self_xx, cross, self_yy = ground_truth_distances([x, x, 0.5 * x], None,
+                                                     [x, 0.5 * x, 0.5 * x], None, **solve)
+    assert self_xx > 1e-3 and self_yy > 1e-3
+    gone = debiased(np.array([[self_xx, cross]]), np.array([self_xx]),
+                    np.array([self_xx, self_yy]))
+    assert gone[0, 0] == 0.0 and gone[0, 1] == pytest.approx(cross - (self_xx + self_yy) / 2)
+    assert gone[0, 1] > 0.1 * cross
+
+
+def test_neighbour_figures_count_hubs_and_the_nearest_scale():
+    from benchmarks.gw_neighbours import neighbour_figures
+
+    # Three queries whose nearest reference is the same small one (index 2): a hub.
+    distances = np.array([[3.0, 2.0, 1.0, 4.0], [2.0, 3.0, 0.5, 4.0], [5.0, 2.0, 1.0, 0.9]])
+    labels, ref_labels = np.array([0, 1, 1]), np.array([0, 1, 1, 1])
+    found = neighbour_figures(distances, labels, ref_labels, np.array([1.0, 2.0, 1.0]),
+                              np.array([1.0, 1.0, 0.5, 2.0]))
+    assert found["distinct_nearest"] == 2  # refs 2 and 3
+    assert found["knn_accuracy"]["1"] == pytest.approx(2 / 3)
+    # Scale ratios 0.5, 0.25 and 2.0: median 0.5.
+    assert found["nearest_scale_ratio"] == pytest.approx(0.5)
+
+
+def test_quick_run_reports_gw_gs_and_the_embedding(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gw_neighbours.py"),
+                           "--quick", "--output", str(tmp_path / "gn")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    measured = json.loads((tmp_path / "gn.json").read_text())["measured"]
+    assert (measured["num_queries"], measured["num_references"]) == (12, 30)
+    assert set(measured["by"]) == {"GW", "GW, debiased", "embedding"}
+    for found in measured["by"].values():
+        assert set(found["knn_accuracy"]) == {"1", "5"}
+        assert all(0 <= v <= 1 for v in found["knn_accuracy"].values())
+        assert 1 <= found["distinct_nearest"] <= 12 and found["nearest_scale_ratio"] > 0
+    assert 0 <= measured["self_farther_than_nearest"] <= 1
+    text = (tmp_path / "gn.md").read_text()
+    assert "| GW, debiased |" in text and "chance 0.125" in text
+
+
+def test_a_run_of_another_kind_is_refused_by_name(tmp_path):
+    import wormhole
+    from benchmarks.gw_neighbours import measure
+    from wormhole.config import config_from_dict
+
+    config = config_from_dict({
+        "name": "s2", "data": {"name": "digits", "max_clouds": 40},
+        "model": {"emb_dim": 4, "width": 8, "num_layers": 1, "num_heads": 1, "mlp_dim": 8},
+        "train": {"steps": 1, "batch_size": 4, "workdir": str(tmp_path / "s2")},
+        "checkpoint": {"every": 1}})
+    wormhole.train(config, progress=False)
+    with pytest.raises(SystemExit, match="trains kind S2.*needs a GW or GS run"):
+        measure(tmp_path / "s2", 4, 4, 0)
