@@ -96,7 +96,8 @@ def measure(run: Path, queries: int, references: int, seed: int) -> dict:
                           ("embedding", embedded))}
     return {"run": str(run), "kind": config.ot.kind, "epsilon": config.ot.epsilon,
             "cost_scale": model.cost_scale, "step": model.step, "num_queries": len(q),
-            "num_references": len(r), "num_classes": int(len(np.unique(train.labels))),
+            "num_references": len(r), "query_index": q.tolist(), "reference_index": r.tolist(),
+            "num_classes": int(len(np.unique(train.labels))),
             "self_farther_than_nearest": float(np.mean(self_q > cross.min(1))),
             "by": by}
 
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not (args.run or args.quick):
         parser.error("--run is required (or --quick)")
-    run = Run.start(__file__, argv)
+    run = Run.start(__file__, argv, watch=("wormhole", "benchmarks"))
     if args.quick:
         args.queries, args.references = min(args.queries, 12), min(args.references, 30)
         if args.run is None:
