@@ -148,8 +148,11 @@ def measure(workdir: Path, pairs: int, references: int, ot_clouds: int = 0,
     by_ot = {}
     hood = report.get("neighbourhoods", {})
     if "against_train" in hood:
+        # with the recall@k of OT neighbours and trustworthiness on the same held-out clouds
         by_ot = {"ot_knn": {"num_clouds": hood["clouds"], "kind": hood["kind"],
-                            "method": hood["method"], **hood["against_train"]}}
+                            "method": hood["method"], "recall": hood["recall"],
+                            "trustworthiness": hood["trustworthiness"],
+                            **hood["against_train"]}}
     return {**by_ot,"pearson": exact["pearson"], "num_pairs": exact["num_pairs"],
             "reference_kind": exact["kind"],
             "reference_method": exact.get("method", ""),

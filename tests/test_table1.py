@@ -47,6 +47,7 @@ def test_quick_mode_trains_then_scores_each_row_against_its_reference(tmp_path):
         by_ot = row["ot_knn"]
         assert (by_ot["num_clouds"], by_ot["num_reference"]) == (12, 20)
         assert all(0 <= v <= 1 for v in by_ot["knn_accuracy"]["1"].values())
+        assert 0 <= by_ot["trustworthiness"] <= 1 and set(by_ot["recall"]) == {"1", "10"}
     assert (rows["mnist"]["ot_knn"]["kind"], rows["mnist"]["ot_knn"]["method"]) == ("W2", "exact")
     assert rows["shapes_gw"]["ot_knn"]["kind"] == "GW"
     text = (tmp_path / "t1.md").read_text()
