@@ -1,9 +1,9 @@
-"""benchmarks/gw_neighbours.py: neighbours by GW, by its debiased form GS and by a model."""
+"""benchmarks/gw_neighbours.py: neighbours by GW, by its debiased form and by a model (its
+--quick smoke test runs inside tests/test_table1.py, on that test's kept runs)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -46,11 +46,12 @@ def test_neighbour_figures_count_hubs_and_the_nearest_scale():
     assert found["nearest_scale_ratio"] == pytest.approx(0.5)
 
 
-def test_quick_run_reports_gw_gs_and_the_embedding(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gw_neighbours.py"),
-                           "--quick", "--output", str(tmp_path / "gn")],
-                          capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+def check_quick_run(run, s2_run, tmp_path):
+    """``gw_neighbours.py --quick`` on a kept GW run (tests/test_table1.py's quick shapes run,
+    which saves this module a training of its own), and its refusal of an S2 run."""
+    from benchmarks.gw_neighbours import main, measure
+
+    assert main(["--quick", "--run", str(run), "--output", str(tmp_path / "gn")]) == 0
     measured = json.loads((tmp_path / "gn.json").read_text())["measured"]
     assert (measured["num_queries"], measured["num_references"]) == (12, 30)
     assert set(measured["by"]) == {"GW", "GW, debiased", "embedding"}
@@ -73,18 +74,5 @@ def test_quick_run_reports_gw_gs_and_the_embedding(tmp_path):
         np.mean(nearest == test.labels[q]))
     text = (tmp_path / "gn.md").read_text()
     assert "| GW, debiased |" in text and "chance 0.125" in text
-
-
-def test_a_run_of_another_kind_is_refused_by_name(tmp_path):
-    import wormhole
-    from benchmarks.gw_neighbours import measure
-    from wormhole.config import config_from_dict
-
-    config = config_from_dict({
-        "name": "s2", "data": {"name": "digits", "max_clouds": 40},
-        "model": {"emb_dim": 4, "width": 8, "num_layers": 1, "num_heads": 1, "mlp_dim": 8},
-        "train": {"steps": 1, "batch_size": 4, "workdir": str(tmp_path / "s2")},
-        "checkpoint": {"every": 1}})
-    wormhole.train(config, progress=False)
     with pytest.raises(SystemExit, match="trains kind S2.*needs a GW or GS run"):
-        measure(tmp_path / "s2", 4, 4, 0)
+        measure(s2_run, 4, 4, 0)

@@ -54,6 +54,10 @@ def test_quick_mode_trains_then_scores_each_row_against_its_reference(tmp_path):
     assert "| MNIST | mnist |" in text and "(100 refs)" in text and "0.98 / 0.98" in text
     assert "| 10-NN | probe | 1-NN, embedding / OT |" in text and "MLPClassifier" in text
     assert "(12 x 20)" in text
+    # benchmarks/gw_neighbours.py's smoke test, on the kept GW (and S2) runs.
+    from .test_gw_neighbours import check_quick_run
+
+    check_quick_run(runs / "shapes_gw", runs / "mnist", tmp_path)
 
 
 def test_an_absent_data_set_is_reported_as_not_run_with_the_loaders_reason(tmp_path):
