@@ -63,7 +63,7 @@ def neighbour_figures(distances: np.ndarray, labels: np.ndarray, ref_labels: np.
 def measure(run: Path, queries: int, references: int, seed: int) -> dict:
     import wormhole
     from wormhole.evaluate import run_split
-    from wormhole.evaluate.ground_truth import ground_truth_distances
+    from wormhole.evaluate.ground_truth import cross_ground_truth, ground_truth_distances
 
     model = wormhole.load(run)
     config = model.config
@@ -81,9 +81,7 @@ def measure(run: Path, queries: int, references: int, seed: int) -> dict:
                  cost=config.ot.cost, cost_scale=model.cost_scale, batch_size=64)
     # The run's clouds as the model sees them (normalised), as training's targets are.
     clouds_n, refs_n = model.prepare(clouds), model.prepare(refs)
-    rows, cols = np.repeat(np.arange(len(q)), len(r)), np.tile(np.arange(len(r)), len(q))
-    cross = ground_truth_distances(clouds_n.subset(rows), None, refs_n.subset(cols), None,
-                                   **solve).reshape(len(q), len(r))
+    cross = cross_ground_truth(clouds_n, refs_n, **solve)
     self_q = ground_truth_distances(clouds_n, None, clouds_n, None, **solve)
     self_r = ground_truth_distances(refs_n, None, refs_n, None, **solve)
     embedded = np.asarray(model.embedding_distances(model.encode(clouds)[:, None],

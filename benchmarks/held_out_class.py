@@ -73,7 +73,7 @@ def exact_neighbours(model, queries: int, references: int, seed: int = 0) -> dic
     test clouds, by the embedding and by OT on the same references: exact OT (the run kind's
     unregularised counterpart, POT's network simplex) where it applies, else the run kind
     itself by converged Sinkhorn. ``None`` when either group is empty."""
-    from wormhole.evaluate.ground_truth import ground_truth_distances, neighbour_judge
+    from wormhole.evaluate.ground_truth import cross_ground_truth, neighbour_judge
     from wormhole.evaluate.splits import label_values, run_split
 
     config = model.config
@@ -94,18 +94,16 @@ def exact_neighbours(model, queries: int, references: int, seed: int = 0) -> dic
               "num_queries": count, "num_reference": len(refs),
               "reference_held_out": int(held[refs].sum())}
     for name, index in picked.items():
-        rows, cols = np.repeat(index, len(refs)), np.tile(refs, len(index))
-        exact = ground_truth_distances(
-            normalized.subset(rows), None, normalized.subset(cols), None, kind=kind,
-            method=method, epsilon=None if method == "exact" else config.ot.epsilon,
+        exact = cross_ground_truth(
+            normalized.subset(index), normalized.subset(refs), kind=kind, method=method,
+            epsilon=None if method == "exact" else config.ot.epsilon,
             max_exact_points=config.eval.max_exact_points, cost=config.ot.cost,
             cost_scale=model.cost_scale, progress=True)
         predicted = np.array(model.embedding_distances(embeddings[index][:, None],
                                                        embeddings[refs][None]))
         result[name] = {
             "embedding": one_nn_accuracy(predicted, index, refs, clouds.labels),
-            "exact": one_nn_accuracy(exact.reshape(len(index), len(refs)), index, refs,
-                                     clouds.labels)}
+            "exact": one_nn_accuracy(exact, index, refs, clouds.labels)}
     return result
 
 

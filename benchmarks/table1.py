@@ -153,7 +153,7 @@ def measure(workdir: Path, pairs: int, references: int, ot_clouds: int = 0,
                             "method": hood["method"], "recall": hood["recall"],
                             "trustworthiness": hood["trustworthiness"],
                             **hood["against_train"]}}
-    return {**by_ot,"pearson": exact["pearson"], "num_pairs": exact["num_pairs"],
+    return {**by_ot, "pearson": exact["pearson"], "num_pairs": exact["num_pairs"],
             "reference_kind": exact["kind"],
             "reference_method": exact.get("method", ""),
             "pearson_training_kind": report["pairs"]["pearson"],
@@ -228,8 +228,7 @@ def report_lines(rows: list[dict], args) -> list[str]:
         "clouds among a random subset of the training clouds, by the embedding and by the "
         "reference OT itself (exact W2^2 by POT, converged entropic GW), on the same "
         "clouds: OT's is what a perfect embedding of that OT would reach there. Train min: the "
-        "whole "
-        "`scripts/train.py` command on the machine its row names.", "",
+        "whole `scripts/train.py` command on the machine its row names.", "",
         *markdown_table(["paper's set", "ours", "OT correlation", "label accuracy 1-NN",
                          "10-NN", "probe", "1-NN, embedding / OT", "train min",
                          "paper (corr. / acc.)", "steps", "what was run"], table),

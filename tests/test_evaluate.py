@@ -27,7 +27,7 @@ from wormhole.evaluate import (
     nearest_neighbor_accuracy,
     pairwise_ground_truth,
 )
-from wormhole.evaluate.ground_truth import gaussian_w2, neighbour_judge
+from wormhole.evaluate.ground_truth import cross_ground_truth, gaussian_w2, neighbour_judge
 from wormhole.evaluate.metrics import knn_accuracies, probe_accuracy
 from wormhole.evaluate.plots import plot_clouds
 from wormhole.ot import OTSpec, pairwise_distances
@@ -396,3 +396,16 @@ def test_exact_ground_truth_benchmark_times_both_settings_on_the_same_values(tmp
         result["median_s"]["one pair at a time (workers=1)"]
         / result["median_s"][f"default ({result['threads']} threads)"])
     assert "identical values" in (tmp_path / "gt.md").read_text()
+
+
+def test_cross_ground_truth_is_pots_exact_w2_from_every_cloud_to_every_other():
+    rng = np.random.default_rng(3)
+    first = PointClouds.from_list([rng.normal(size=(n, 2)) for n in (5, 8)])
+    second = PointClouds.from_list([rng.normal(size=(n, 2)) + 1 for n in (6, 4, 7)])
+    matrix = cross_ground_truth(first, second, kind="W2", method="exact", progress=False)
+    assert matrix.shape == (2, 3)
+    for i in range(2):
+        for j in range(3):
+            (x, a), (y, b) = first.cloud(i), second.cloud(j)
+            assert matrix[i, j] == pytest.approx(pot.emd2(a / a.sum(), b / b.sum(),
+                                                          cdist(x, y, "sqeuclidean")))

@@ -52,8 +52,9 @@ from wormhole.data.padding import bucket_length, fill_with_first, power_of_two_a
 from wormhole.ot.costs import CostLike, cost_matrix, resolve_cost
 from wormhole.ot.kinds import get_kind
 
-__all__ = ["ANNEAL_ITERATIONS", "annealed_epsilon", "gaussian_w2", "ground_truth_distances",
-           "neighbour_judge", "pairwise_ground_truth", "resolve_method"]
+__all__ = ["ANNEAL_ITERATIONS", "annealed_epsilon", "cross_ground_truth", "gaussian_w2",
+           "ground_truth_distances", "neighbour_judge", "pairwise_ground_truth",
+           "resolve_method"]
 
 # Relative epsilon (times the pair's mean cost) used when W1/W2 go through Sinkhorn.
 _W_RELATIVE_EPSILON = 1e-3
@@ -384,6 +385,17 @@ def ground_truth_distances(clouds_a, weights_a, clouds_b, weights_b, kind: str =
                               f"{kind} pairs; raise max_iterations or epsilon.",
                               RuntimeWarning, stacklevel=2)
     return out
+
+
+def cross_ground_truth(clouds_a, clouds_b, kind: str = "W2", **kwargs) -> np.ndarray:
+    """The ``[A, B]`` matrix of :func:`ground_truth_distances` from every cloud of
+    ``clouds_a`` to every cloud of ``clouds_b`` (both
+    :class:`~wormhole.data.clouds.PointClouds`); ``kwargs`` go to that function."""
+    rows = np.repeat(np.arange(len(clouds_a)), len(clouds_b))
+    cols = np.tile(np.arange(len(clouds_b)), len(clouds_a))
+    values = ground_truth_distances(clouds_a.subset(rows), None, clouds_b.subset(cols), None,
+                                    kind=kind, **kwargs)
+    return values.reshape(len(clouds_a), len(clouds_b))
 
 
 def pairwise_ground_truth(clouds, weights: Sequence | None = None, kind: str = "W2",

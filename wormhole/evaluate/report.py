@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from wormhole.data import PointClouds
 from wormhole.evaluate.barycenter import compare_barycenter
 from wormhole.evaluate.ground_truth import (
+    cross_ground_truth,
     gaussian_w2,
     ground_truth_distances,
     neighbour_judge,
@@ -230,12 +231,8 @@ class _Evaluation:
         keep = np.sort(np.random.default_rng((self.seed, 12)).choice(
             len(reference), count, replace=False))
         refs = reference.subset(keep)
-        prepared = self.model.prepare(refs)
-        rows, cols = np.repeat(index, count), np.tile(np.arange(count), len(index))
-        exact = ground_truth_distances(self.normalized.subset(rows), None,
-                                       prepared.subset(cols), None,
-                                       **self._settings(kind, method=method))
-        exact = exact.reshape(len(index), count)
+        exact = cross_ground_truth(self.normalized.subset(index), self.model.prepare(refs),
+                                   **self._settings(kind, method=method))
         emb_refs = self.model.encode(refs)
         predicted = np.array(self.model.embedding_distances(
             self.embeddings[index][:, None], emb_refs[None]))
