@@ -165,6 +165,44 @@ def test_costs_training_accepts_are_evaluated_exactly_and_by_sinkhorn_as_pot_doe
     np.testing.assert_allclose(entropic, expected, rtol=3e-3)
 
 
+def test_gs_solves_each_distinct_clouds_self_term_once_and_is_otts_debiased_gw(monkeypatch):
+    """GS = GW_eps(x, y) - (GW_eps(x, x) + GW_eps(y, y)) / 2, each term solved by ott-jax's
+    entropic GW here; the evaluation solves a cloud's self term once however many pairs it
+    is in, and gives identical clouds 0 without a solve."""
+    from ott.geometry import pointcloud
+    from ott.problems.quadratic import quadratic_problem
+    from ott.solvers.linear import sinkhorn
+    from ott.solvers.quadratic import gromov_wasserstein
+
+    import wormhole.evaluate.ground_truth as gt
+
+    xs = _clouds(3, 7, dim=3, seed=2) + _clouds(1, 5, dim=3, seed=3)
+    left, right = [0, 0, 1, 2, 1, 3], [1, 2, 2, 0, 1, 0]
+    solved = []
+    original = gt._sinkhorn_pairs
+    monkeypatch.setattr(gt, "_sinkhorn_pairs", lambda *args, **kwargs: (
+        solved.append(len(args[4])), original(*args, **kwargs))[1])
+    values = ground_truth_distances([xs[i] for i in left], None, [xs[j] for j in right], None,
+                                    kind="GS", epsilon=0.05, cost_scale=2.0)
+    assert solved == [4, 5]  # the 4 distinct clouds' self terms, the 5 pairs of two clouds
+    assert values[4] == 0.0
+
+    def entropic_gw(x, y):
+        geoms = [pointcloud.PointCloud(np.float64(c), np.float64(c), scale_cost=2.0)
+                 for c in (x, y)]
+        solver = gromov_wasserstein.GromovWasserstein(
+            sinkhorn.Sinkhorn(threshold=1e-5, max_iterations=50_000), epsilon=0.05,
+            threshold=1e-5, max_iterations=200)
+        return float(solver(quadratic_problem.QuadraticProblem(*geoms)).reg_gw_cost)
+
+    with jax.enable_x64(True):
+        oracle = [entropic_gw(xs[i], xs[j])
+                  - (entropic_gw(xs[i], xs[i]) + entropic_gw(xs[j], xs[j])) / 2
+                  for i, j in zip(left, right, strict=True) if i != j]
+    np.testing.assert_allclose(np.delete(values, 4), oracle, rtol=1e-6)
+    assert values[1] == pytest.approx(values[3], rel=1e-5)  # GS is symmetric (to its threshold)
+
+
 @pytest.mark.parametrize("kind", ["S2", "GW"])
 def test_a_cost_matrix_function_gives_the_values_of_the_same_named_cost(kind):
     xs, ys = _clouds(2, 9, seed=0), _clouds(2, 6, seed=1)

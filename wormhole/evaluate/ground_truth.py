@@ -38,6 +38,7 @@ such as a geodesic distance (its Sinkhorn geometry is the matrix it returns).
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 import warnings
@@ -162,7 +163,8 @@ def _masked_matrix(matrix_fn, x, a, y, b, scale: float):
 @functools.cache
 def _batched_solver(kind: str, cost: CostLike, scale: float, threshold: float,
                     max_iterations: int):
-    """A jitted, vmapped ``(x, a, y, b, epsilon) -> (value, converged)``.
+    """A jitted, vmapped ``(x, a, y, b, epsilon) -> (value, converged)``; for ``GS`` the value
+    is the pair's entropic GW cost ``GW_eps(x, y)``, which :func:`_debiased_gw_pairs` debiases.
 
     ``epsilon`` is relative to the pair's mean cost for W kinds and absolute otherwise;
     ``scale`` divides the costs (static: ott keeps ``scale_cost`` out of the traced data).
@@ -221,24 +223,26 @@ def _batched_solver(kind: str, cost: CostLike, scale: float, threshold: float,
         out, cx, cy = gw_solve(x, a, y, b, epsilon)
         return _gw_objective(cx, cy, out.matrix), out.converged
 
-    def gs_kind(x, a, y, b, epsilon):
-        xy, _, _ = gw_solve(x, a, y, b, epsilon)
-        xx, _, _ = gw_solve(x, a, x, a, epsilon)
-        yy, _, _ = gw_solve(y, b, y, b, epsilon)
-        value = xy.reg_gw_cost - 0.5 * (xx.reg_gw_cost + yy.reg_gw_cost)
-        return value, xy.converged & xx.converged & yy.converged
+    def gw_entropic_cost(x, a, y, b, epsilon):
+        # GS's terms: _debiased_gw_pairs solves each distinct cloud's self term once.
+        out, _, _ = gw_solve(x, a, y, b, epsilon)
+        return out.reg_gw_cost, out.converged
 
     record = get_kind(kind)
     if record.quadratic:
-        fn = gs_kind if record.debiased else gw_kind
+        fn = gw_entropic_cost if record.debiased else gw_kind
     else:
         fn = s_kind if record.debiased else w_kind
     return jax.jit(jax.vmap(fn, in_axes=(0, 0, 0, 0, None)))
 
 
 def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_scale,
-                    threshold, max_iterations, batch_size, bar) -> tuple[dict, int]:
+                    threshold, max_iterations, batch_size, bar) -> tuple[dict, set]:
+    """The values of the pairs in ``index`` and the pairs whose solve did not converge."""
     import jax
+
+    if not index:
+        return {}, set()
 
     solve = _batched_solver(kind, cost, float(cost_scale), float(threshold),
                             int(max_iterations))
@@ -248,7 +252,7 @@ def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_sca
     # at a time, then reuse the compiled shapes, and small clouds stay small).
     order = sorted(index, key=lambda p: max(len(xs_a[p]), len(xs_b[p])))
     largest = max(len(xs_a[order[-1]]), len(xs_b[order[-1]]))
-    values, failures = {}, 0
+    values, failures = {}, set()
     with jax.enable_x64(True):
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
@@ -268,8 +272,50 @@ def _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, index, kind, cost, epsilon, cost_sca
             value, converged = np.asarray(value), np.asarray(converged)
             for r, p in enumerate(chunk):
                 values[p] = float(value[r])
-                failures += int(not converged[r])
+                if not converged[r]:
+                    failures.add(p)
             bar.update(len(chunk))
+    return values, failures
+
+
+def _cloud_key(points: np.ndarray, weights: np.ndarray) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (points, weights):
+        array = np.ascontiguousarray(array)
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(array.tobytes())
+    return digest.digest()
+
+
+def _debiased_gw_pairs(xs_a, ws_a, xs_b, ws_b, index, bar, **solve) -> tuple[dict, set]:
+    """``GS = GW_eps(a, b) - (GW_eps(a, a) + GW_eps(b, b)) / 2`` of the pairs in ``index``.
+
+    Each distinct cloud's self term is solved once (an ``[A, B]`` matrix takes ``A + B``
+    self solves, not ``2 A B``), and a pair of identical clouds is 0 without a solve; the
+    values are those of solving the three terms per pair. ``solve`` goes to
+    :func:`_sinkhorn_pairs`.
+    """
+    keys_a = [_cloud_key(xs_a[p], ws_a[p]) for p in index]
+    keys_b = [_cloud_key(xs_b[p], ws_b[p]) for p in index]
+    first = {}  # a cloud's key -> (points, weights) of its first occurrence
+    for p, ka, kb in zip(index, keys_a, keys_b, strict=True):
+        first.setdefault(ka, (xs_a[p], ws_a[p]))
+        first.setdefault(kb, (xs_b[p], ws_b[p]))
+    distinct = list(first)
+    points, weights = [first[k][0] for k in distinct], [first[k][1] for k in distinct]
+    bar.total += len(distinct)
+    bar.refresh()
+    self_values, self_failed = _sinkhorn_pairs(points, weights, points, weights,
+                                               range(len(distinct)), bar=bar, **solve)
+    by_key = {k: i for i, k in enumerate(distinct)}
+    cross = [p for p, ka, kb in zip(index, keys_a, keys_b, strict=True) if ka != kb]
+    values, failures = _sinkhorn_pairs(xs_a, ws_a, xs_b, ws_b, cross, bar=bar, **solve)
+    bar.update(len(index) - len(cross))
+    for p, ka, kb in zip(index, keys_a, keys_b, strict=True):
+        i, j = by_key[ka], by_key[kb]
+        values[p] = 0.0 if i == j else values[p] - 0.5 * (self_values[i] + self_values[j])
+        if i in self_failed or j in self_failed:
+            failures.add(p)
     return values, failures
 
 
@@ -375,13 +421,16 @@ def ground_truth_distances(clouds_a, weights_a, clouds_b, weights_b, kind: str =
             out[exact] = _exact_pairs(xs_a, ws_a, xs_b, ws_b, exact, cost, cost_scale,
                                       workers or usable_cpus(), bar)
         if rest:
-            values, failures = _sinkhorn_pairs(
-                xs_a, ws_a, xs_b, ws_b, rest, kind, cost, epsilon, cost_scale,
-                threshold, max_iterations, batch_size, bar)
+            pairs = _debiased_gw_pairs if record.quadratic and record.debiased \
+                else _sinkhorn_pairs
+            values, failures = pairs(
+                xs_a, ws_a, xs_b, ws_b, rest, kind=kind, cost=cost, epsilon=epsilon,
+                cost_scale=cost_scale, threshold=threshold, max_iterations=max_iterations,
+                batch_size=batch_size, bar=bar)
             out[rest] = [values[p] for p in rest]
             if failures:
                 warnings.warn(f"Sinkhorn did not reach threshold {threshold} within "
-                              f"{max_iterations} iterations for {failures} of {len(rest)} "
+                              f"{max_iterations} iterations for {len(failures)} of {len(rest)} "
                               f"{kind} pairs; raise max_iterations or epsilon.",
                               RuntimeWarning, stacklevel=2)
     return out
