@@ -14,7 +14,8 @@ then evaluated on its held-out clouds by ``wormhole.evaluate.evaluate_run``:
 
 - OT correlation: Pearson between the model's distance and the reference on ``--pairs``
   random held-out pairs: exact W2^2 (POT) for the S2 runs on images, converged entropic GW
-  for the shapes (GW has no exact solver here);
+  for the GW shapes and converged debiased entropic GW (GS) for the GS ones (neither has an
+  exact solver here);
 - label accuracy: 1-NN and 10-NN label of each held-out cloud among ``--references``
   training clouds by the embedding, and a small classifier fit on those references'
   embeddings (``wormhole.evaluate.metrics.PROBE``); the paper does not say which
@@ -24,9 +25,11 @@ then evaluated on its held-out clouds by ``wormhole.evaluate.evaluate_run``:
   much of the gap to the paper's accuracy the OT has too, and the embedding does not add.
 
 Next to the paper's figures (Haviv et al., 2024, Table 1). Our 3-D shapes (sphere, cube,
-torus, ... under random rotations and scales, ``shapes_gw.yaml``) stand in for ShapeNet,
-which cannot be downloaded here. A data set whose files are absent is reported as not run,
-with the loader's reason. Writes benchmarks/results/table1.{md,json}.
+torus, ... under random rotations) stand in for ShapeNet, which cannot be downloaded here:
+at random scales with GW targets (``shapes_gw.yaml``), and at one size with GS targets
+(``shapes_gs.yaml``), the closer to the paper's normalised shapes. A data set whose files
+are absent is reported as not run, with the loader's reason. Writes
+benchmarks/results/table1.{md,json}.
 
 ``--gpu`` trains the larger settings of each data set's ``gpu`` entry (the published
 package's model size, batches of 32 or 64) into ``table1_gpu``; ``--time-limit`` stops a
@@ -232,14 +235,14 @@ def report_lines(rows: list[dict], args) -> list[str]:
     return [
         f"OT correlation: Pearson of the model's distance against the reference on "
         f"{' / '.join(str(n) for n in pairs) or args.pairs} random held-out pairs (exact W2^2 "
-        "by POT for S2 runs; converged entropic "
-        f"GW for GW runs). Label accuracy (the paper does not say which classifier it "
-        "used): 1-NN of each held-out cloud among random training clouds (refs) by the "
-        "embedding; 10-NN: the majority of its 10 nearest among the same refs; probe: a "
+        "by POT for S2 runs; converged entropic GW for GW runs, converged debiased entropic "
+        "GW for GS runs). Label accuracy (the paper does not say which classifier it used): "
+        "1-NN of each held-out cloud among random training clouds (refs) by the embedding; "
+        "10-NN: the majority of its 10 nearest among the same refs; probe: a "
         f"small classifier fit on the refs' embeddings ({probe_name}; a dash: the row was "
         "scored before these existed). 1-NN, embedding / OT: the 1-NN label of some held-out "
         "clouds among a random subset of the training clouds, by the embedding and by the "
-        "reference OT itself (exact W2^2 by POT, converged entropic GW), on the same "
+        "reference OT itself (exact W2^2 by POT, converged entropic GW or GS), on the same "
         "clouds: OT's is what a perfect embedding of that OT would reach there. Train min: the "
         "whole `scripts/train.py` command on the machine its row names.", "",
         *markdown_table(["paper's set", "ours", "OT correlation", "label accuracy 1-NN",
