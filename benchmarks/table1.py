@@ -70,6 +70,12 @@ _PAPER_MODEL = ["model.emb_dim=128", "model.width=128", "model.num_layers=3",
 _GPU_RUN = ["checkpoint.every=100", "checkpoint.keep=1", "train.eval_every=100000",
             "train.length_bucket=0"]
 
+# Both shape stand-ins against the paper's ShapeNet row, and their GPU runs: more clouds, the
+# published package's model size, batches of 32.
+_SHAPENET = {"set": "ShapeNet, rotated (GW)", "pearson": 0.98, "accuracy": 0.82}
+_SHAPES_GPU = ["data.options.num_clouds=4000", *_PAPER_MODEL, "train.batch_size=32",
+               "train.steps=1500", *_GPU_RUN]
+
 # config, the paper's row, what sizes the run for 2 CPU cores, and the larger GPU run.
 DATASETS = {
     "mnist": {
@@ -102,25 +108,23 @@ DATASETS = {
     },
     "shapes_gw": {
         "config": "shapes_gw.yaml",
-        "paper": {"set": "ShapeNet, rotated (GW)", "pearson": 0.98, "accuracy": 0.82},
+        "paper": _SHAPENET,
         "overrides": [],
         "scaled": "stand-in: 1,200 synthetic 3-D shape surfaces of 8 classes, 64 points, "
                   "random rotations and scales; shapes_gw.yaml as shipped",
-        "gpu": {"overrides": ["data.options.num_clouds=4000", *_PAPER_MODEL,
-                              "train.batch_size=32", "train.steps=1500", *_GPU_RUN],
+        "gpu": {"overrides": _SHAPES_GPU,
                 "scaled": "stand-in: 4,000 synthetic 3-D shape surfaces of 8 classes, 64 "
                           "points, random rotations and scales; shapes_gw.yaml with the "
                           "published package's model size and batches of 32"},
     },
     "shapes_gs": {
         "config": "shapes_gs.yaml",
-        "paper": {"set": "ShapeNet, rotated (GW)", "pearson": 0.98, "accuracy": 0.82},
+        "paper": _SHAPENET,
         "overrides": [],
         "scaled": "stand-in: 1,200 synthetic 3-D shape surfaces of 8 classes, 64 points, "
                   "random rotations, one size; debiased entropic GW (GS) targets; "
                   "shapes_gs.yaml as shipped",
-        "gpu": {"overrides": ["data.options.num_clouds=4000", *_PAPER_MODEL,
-                              "train.batch_size=32", "train.steps=1500", *_GPU_RUN],
+        "gpu": {"overrides": _SHAPES_GPU,
                 "scaled": "stand-in: 4,000 synthetic 3-D shape surfaces of 8 classes, 64 "
                           "points, random rotations, one size, GS targets; shapes_gs.yaml "
                           "with the published package's model size and batches of 32"},
