@@ -33,17 +33,6 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
                                + " --xla_backend_optimization_level=1").strip()
 
 
-def pytest_collection_modifyitems(config, items):
-    """Run the tests marked ``heavy`` (long smoke runs, a minute or so each) first.
-
-    With ``--maxschedchunk 2`` (pyproject.toml) xdist hands out tests two at a time in this
-    order, so the heavy ones are spread over both workers and the short ones fill the end;
-    left where collection puts them, a heavy test started last keeps one worker busy while
-    the other idles. The sort is stable: every other test keeps its order.
-    """
-    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
-
-
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():

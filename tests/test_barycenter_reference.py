@@ -6,12 +6,9 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from .conftest import REPO
 
 
-@pytest.mark.heavy
 def test_barycenter_reference_quick_run_scores_model_and_ott_per_class(tmp_path):
     """--quick: one ott epsilon, every digit class scored by the barycenter objective, and
     the objectives in the markdown are the JSON's."""

@@ -11,7 +11,6 @@ from .conftest import REPO
 sys.path.insert(0, str(REPO))
 
 
-@pytest.mark.heavy
 def test_decoder_probe_quick_run_scores_each_decoder(tmp_path):
     """benchmarks/decoder_probe.py --quick: fresh decoders on a frozen encoder, each scored
     by held-out reconstruction and the barycentre objective, with a PNG of barycentres."""

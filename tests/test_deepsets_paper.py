@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import ot as pot
-import pytest
 
 from .conftest import REPO
 
@@ -35,7 +34,6 @@ def test_winding_number_counts_turns_around_the_centre():
     assert np.isclose(winding_number(twice, np.zeros(2)), 2.0)
 
 
-@pytest.mark.heavy
 def test_quick_run_reports_every_claim(tmp_path):
     out = tmp_path / "dsp"
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "deepsets_paper.py"),

@@ -72,7 +72,6 @@ def test_published_matched_settings_come_from_our_config():
     assert matched["learning_rate"] == config.train.learning_rate
 
 
-@pytest.mark.heavy
 def test_quick_mode_without_the_package_reports_our_side_and_why(tmp_path):
     missing = tmp_path / "no-venv" / "bin" / "python"
     out = tmp_path / "h2h"

@@ -29,7 +29,6 @@ def test_one_nn_accuracy_never_counts_a_query_as_its_own_neighbour():
     assert one_nn_accuracy(distances[:, [1, 3]], queries, references[[1, 3]], labels) == 1.0
 
 
-@pytest.mark.heavy
 def test_quick_mode_reports_the_held_out_class_next_to_the_seen_ones(tmp_path):
     script = [sys.executable, str(REPO / "benchmarks" / "held_out_class.py"), "--quick",
               "--keep-run", str(tmp_path / "kept")]

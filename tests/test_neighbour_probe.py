@@ -8,12 +8,10 @@ import sys
 
 import numpy as np
 import ot
-import pytest
 
 from .conftest import REPO
 
 
-@pytest.mark.heavy
 def test_quick_probe_scores_both_splits_against_cached_exact_w2(tmp_path):
     cache = tmp_path / "cache"
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "neighbour_probe.py"),

@@ -70,7 +70,6 @@ def test_an_embedding_that_keeps_the_geometry_agrees_fully_and_a_shuffled_one_do
     assert other.recall[10] < 0.4 and other.trustworthiness < 0.7
 
 
-@pytest.mark.heavy
 def test_local_fidelity_benchmark_quick_mode_reports_every_target(tmp_path):
     """benchmarks/local_fidelity.py --quick: trains, evaluates against exact W2 and checks
     each of issue 13's targets for the variant, with its barycenter plot."""

@@ -120,7 +120,6 @@ def _close(a, b, tol=2e-5) -> bool:
                for x, y in zip(a, b, strict=True))
 
 
-@pytest.mark.heavy
 def test_sharded_training_on_four_devices_matches_one_and_resumes_on_two(tmp_path):
     four = _run("four", 4, tmp_path)
     assert four["devices"] == 4
@@ -161,7 +160,6 @@ def test_mesh_settings_are_checked_with_the_key_named():
     assert _leaf_spec((6, 10), 4) == PartitionSpec()  # too small to be worth a collective
 
 
-@pytest.mark.heavy
 def test_two_processes_on_loopback_train_one_run_that_resumes_on_one_device(tmp_path):
     """benchmarks/multihost.py --quick: 2 processes x 2 devices joined by jax.distributed,
     one run directory written once, resumed on 1 device as if trained there."""
@@ -177,7 +175,6 @@ def test_two_processes_on_loopback_train_one_run_that_resumes_on_one_device(tmp_
     assert result["embedding_max_diff"] < 0.05 * result["embedding_scale"]
 
 
-@pytest.mark.heavy
 def test_the_lock_step_path_compiles_the_step_once_per_size_bucket(tmp_path):
     """The accelerator path (ot.batching=vmap) compiles the train step once per padded
     length that the batches' size buckets give, and never again for a length seen before."""
@@ -232,7 +229,6 @@ print(json.dumps({{"first": first, "after": jax.device_count(),
 """
 
 
-@pytest.mark.heavy
 def test_cpu_devices_split_the_cpu_before_jax_starts_and_warn_after(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     done = subprocess.run([sys.executable, "-c", _CPU_DEVICES.format(repo=str(REPO)),

@@ -317,7 +317,6 @@ def test_stress_analysis_rejects_malformed_matrices():
         stress_analysis(delta + np.eye(5))
 
 
-@pytest.mark.heavy
 def test_stress_table_quick_run_orders_the_bounds(tmp_path):
     """benchmarks/stress_table.py --quick: trains gaussians.yaml briefly and reports its
     stress next to the bounds, with L <= PGD optimum <= provable upper bound; the in-sample

@@ -7,8 +7,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from .conftest import REPO
 
 
@@ -18,7 +16,6 @@ def _run(tmp_path, *args, env=None):
                           env={**os.environ, **(env or {})})
 
 
-@pytest.mark.heavy
 def test_quick_mode_trains_then_scores_each_row_against_its_reference(tmp_path):
     # Trained with --train-only (as on a GPU machine without POT), scored by --rescore.
     runs, out = tmp_path / "runs", str(tmp_path / "t1")

@@ -372,7 +372,6 @@ def test_too_large_batch_is_a_config_error(tmp_path, tiny_data):
                            progress=False)
 
 
-@pytest.mark.heavy
 def test_train_script_runs_and_resumes(tmp_path):
     cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--config", "digits.yaml",
            "--no-progress", "--set", f"train.workdir={tmp_path / 'run'}",
