@@ -136,8 +136,7 @@ _QUICK = {
                               "model.width=32", "model.mlp_dim=64", "model.emb_dim=16",
                               "data.max_clouds=300"]),
     "shapes_gw": ("shapes_gw.yaml", ["train.steps=20", "train.eval_every=20",
-                                     "data.options.num_clouds=120", "data.options.points=32",
-                                     "model.num_layers=1",
+                                     "data.options.num_clouds=120", "model.num_layers=1",
                                      "model.width=32", "model.mlp_dim=64",
                                      "model.emb_dim=16"]),
 }
