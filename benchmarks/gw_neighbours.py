@@ -32,11 +32,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
 from benchmarks._harness import Run, markdown_table, run_training, write_result  # noqa: E402
+from benchmarks.table1 import _QUICK as _TABLE1_QUICK  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gw_neighbours"
-_QUICK = ("shapes_gw.yaml", ["train.steps=20", "train.eval_every=20",
-                             "data.options.num_clouds=120", "model.num_layers=1",
-                             "model.width=32", "model.mlp_dim=64", "model.emb_dim=16"])
+# --quick without --run trains table1.py's quick GW shapes run (the smoke test reuses that one).
+_QUICK = _TABLE1_QUICK["shapes_gw"]
 KS = (1, 5)
 
 
