@@ -50,7 +50,7 @@ def recorded(*args, **kwargs):  # the devices each training batch is laid out ov
 trainer.device_batch = recorded
 
 def run(name, mesh, callbacks=(), **sections):
-    cfg = tiny(root + "/" + name, train={{"steps": 4, "mesh": mesh, **sections}},
+    cfg = tiny(root + "/" + name, decoder=True, train={{"steps": 4, "mesh": mesh, **sections}},
                checkpoint={{"every": 2}}, eval={{"num_pairs": 20}})
     return trainer.train_and_evaluate(cfg, callbacks=callbacks, progress=False)
 
@@ -230,7 +230,11 @@ print(json.dumps({{"first": first, "after": jax.device_count(),
 
 
 def test_cpu_devices_split_the_cpu_before_jax_starts_and_warn_after(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    # Without XLA's own device-count flag (which would set the count before the config
+    # could); the suite's other XLA flags stay.
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+             if "xla_force_host_platform_device_count" not in f]
+    env = dict(os.environ, XLA_FLAGS=" ".join(flags))
     done = subprocess.run([sys.executable, "-c", _CPU_DEVICES.format(repo=str(REPO)),
                            str(tmp_path)], capture_output=True, text=True,
                           env=dict(env, JAX_PLATFORMS="cpu"))

@@ -27,6 +27,7 @@ def test_quick_mode_trains_then_scores_each_row_against_its_reference(tmp_path):
     # A --set variant reaches the training and its row says so.
     for r in trained:
         assert r["overrides"][-1] == "model.emb_dim=12"
+        assert r["scaled"].startswith(f"--quick smoke run: {r['config']} with train.steps=")
         assert r["scaled"].endswith("; with model.emb_dim=12")
         assert "emb_dim: 12" in (runs / r["name"] / "config.yaml").read_text()
     assert not (tmp_path / "t1.md").exists()
