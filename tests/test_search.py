@@ -23,7 +23,8 @@ from .conftest import REPO
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A few steps on a slice of the digits: a model whose embeddings are far from exact."""
+    """A few steps on a slice of the digits: a model whose embeddings are far from exact
+    (no decoder: search reads the encoder alone)."""
     workdir = tmp_path_factory.mktemp("run") / "search"
     config = config_from_dict({
         "name": "search",
@@ -31,6 +32,7 @@ def run(tmp_path_factory):
         "model": {"emb_dim": 8, "width": 16, "num_layers": 1, "num_heads": 2, "mlp_dim": 32,
                   "decoder_layers": 0},
         "ot": {"kind": "S2", "epsilon": 0.05, "max_iterations": 100},
+        "loss": {"reconstruction": 0.0},
         "train": {"steps": 8, "batch_size": 8, "log_every": 8, "eval_every": 8,
                   "workdir": str(workdir)},
         "checkpoint": {"every": 8},
