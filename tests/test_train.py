@@ -28,10 +28,11 @@ from .conftest import REPO
 def tiny(workdir, decoder: bool = False, **sections) -> wormhole.Config:
     """A small, fast run on a slice of the digits; ``sections`` override parts of it.
 
-    Encoder only unless ``decoder``: the decoder's reconstruction term (weight 0.1) about
-    doubles the compile time of the train step, which dominates these runs (2.5 s against
-    5.3 s for this config on the 2-core CPU machine), so only the tests about the decoder,
-    or about a whole run, pay for it."""
+    Encoder only unless ``decoder``: the decoder's reconstruction term (weight 0.1) more
+    than doubles the compile time of the train step, which dominates these runs (a fresh
+    6-step run on the 2-core CPU machine, two interleaved runs each: step compile 2.7 and
+    3.7 s without it, 9.2 and 6.7 s with it), so only the tests about the decoder, or
+    about a whole run with it, pay for it."""
     raw = {
         "name": "tiny",
         "data": {"name": "digits", "max_clouds": 240, "test_fraction": 0.25},
