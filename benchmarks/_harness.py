@@ -12,6 +12,7 @@ installed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -20,8 +21,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -235,6 +237,19 @@ def write_result(path: Path, result: dict, title: str, lines: Sequence[str]) -> 
     path.parent.joinpath(path.name + ".md").write_text(text)
     path.parent.joinpath(path.name + ".json").write_text(json.dumps(result, indent=1) + "\n")
     return text
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str, keep: str | Path | None = None) -> Iterator[Path]:
+    """Where a benchmark trains the runs it scores: ``keep`` (made if missing, left in place)
+    or a temporary directory removed on exit, so that runs nobody asked to keep do not pile
+    up in the temporary folder, a few MB each."""
+    if keep is not None:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        yield Path(keep)
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
 
 
 def training_command(config: str, overrides: Sequence[str], workdir: Path) -> list[str]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +28,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
-from benchmarks._harness import RESULTS, Run, markdown_table, write_result  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    RESULTS,
+    Run,
+    markdown_table,
+    scratch_dir,
+    write_result,
+)
 from benchmarks.decoder_probe import quick_run  # noqa: E402
 
 
@@ -105,40 +110,41 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.run = args.run or quick_run(Path(tempfile.mkdtemp(prefix="bary_ref_")) / "run")
-        args.members, args.epsilon = 6, [1e-2]
-    if args.run is None:
-        parser.error("--run is required (or --quick)")
-    if any(e <= 0 for e in args.epsilon):
-        parser.error(f"--epsilon values must be positive, got {args.epsilon}")
-    from wormhole.evaluate.plots import plot_barycenters
-    from wormhole.evaluate.splits import run_split
-    from wormhole.inference import load
+    with scratch_dir("bary_ref_") as scratch:  # --quick trains its run here
+        if args.quick:
+            args.run = args.run or quick_run(scratch / "run")
+            args.members, args.epsilon = 6, [1e-2]
+        if args.run is None:
+            parser.error("--run is required (or --quick)")
+        if any(e <= 0 for e in args.epsilon):
+            parser.error(f"--epsilon values must be positive, got {args.epsilon}")
+        from wormhole.evaluate.plots import plot_barycenters
+        from wormhole.evaluate.splits import run_split
+        from wormhole.inference import load
 
-    run = Run.start(__file__, argv)
-    model = load(args.run)
-    model.spec.require_decoder()
-    clouds = run_split(model.config, "test")
-    if clouds.labels is None:
-        raise SystemExit(f"{args.run}: the held-out clouds carry no labels.")
-    rows = class_rows(model, clouds, args.members, args.epsilon)
-    out = Path(args.output) if args.output else RESULTS / "barycenter_reference"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    png = out.with_suffix(".png")
-    plot_barycenters([{"title": r["label"], "members": r["clouds"], "model": r["model"],
-                       "model_note": f"model {r['model_objective']:.4f}",
-                       "references": [(p, f"eps {e:g}: {v:.4f}") for p, e, v in zip(
-                           r["references"], args.epsilon, r["reference_objectives"],
-                           strict=True)]} for r in rows], png, members=2)
-    lines = report_lines(rows, args.epsilon, str(args.run), model, args.members, png.name)
-    figures = [{k: v for k, v in r.items() if k not in ("clouds", "model", "references")}
-               for r in rows]
-    result = {**run.finish(), "run": str(args.run), "epsilons": args.epsilon,
-              "members": args.members, "rows": figures}
-    print(write_result(out, result, "Decoded barycenters against ott-jax's at several "
-                       "epsilons", lines))
-    return 0
+        run = Run.start(__file__, argv)
+        model = load(args.run)
+        model.spec.require_decoder()
+        clouds = run_split(model.config, "test")
+        if clouds.labels is None:
+            raise SystemExit(f"{args.run}: the held-out clouds carry no labels.")
+        rows = class_rows(model, clouds, args.members, args.epsilon)
+        out = Path(args.output) if args.output else RESULTS / "barycenter_reference"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        png = out.with_suffix(".png")
+        plot_barycenters([{"title": r["label"], "members": r["clouds"], "model": r["model"],
+                           "model_note": f"model {r['model_objective']:.4f}",
+                           "references": [(p, f"eps {e:g}: {v:.4f}") for p, e, v in zip(
+                               r["references"], args.epsilon, r["reference_objectives"],
+                               strict=True)]} for r in rows], png, members=2)
+        lines = report_lines(rows, args.epsilon, str(args.run), model, args.members, png.name)
+        figures = [{k: v for k, v in r.items() if k not in ("clouds", "model", "references")}
+                   for r in rows]
+        result = {**run.finish(), "run": str(args.run), "epsilons": args.epsilon,
+                  "members": args.members, "rows": figures}
+        print(write_result(out, result, "Decoded barycenters against ott-jax's at several "
+                           "epsilons", lines))
+        return 0
 
 
 if __name__ == "__main__":

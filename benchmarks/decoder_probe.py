@@ -33,7 +33,6 @@ import argparse
 import dataclasses
 import functools
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +40,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
-from benchmarks._harness import RESULTS, Run, markdown_table, write_result  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    RESULTS,
+    Run,
+    markdown_table,
+    scratch_dir,
+    write_result,
+)
 from benchmarks.local_fidelity import parse_variant as parse_overrides  # noqa: E402
 from wormhole.data.padding import fill_with_first  # noqa: E402
 
@@ -280,43 +285,45 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     variants = [parse_variant(v) for v in (args.variant or DEFAULT_VARIANTS)]
-    if args.quick:
-        args.run = args.run or quick_run(Path(tempfile.mkdtemp(prefix="decoder_probe_")) / "run")
-        args.steps, args.members = 10, 5
-        variants = variants[:1] + [parse_variant("quick groups: groups=3")]
-    if args.run is None:
-        parser.error("--run is required (or --quick)")
-    run = Run.start(__file__, argv)
-    probe = Probe(Path(args.run), args.members)
-    rows = []
-    for name, knobs in variants:
-        print(f"{name}: {knobs or 'the run config decoder'}", flush=True)
-        decode, per_step = train_decoder(probe, knobs, args.steps)
-        rows.append({"name": name, "knobs": knobs, "seconds_per_step": per_step,
-                     **score(probe, decode)})
-    out = Path(args.output) if args.output else RESULTS / "decoder_probe"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot(rows, out.with_suffix(".png"))
-    cfg = probe.config
-    table = markdown_table(
-        ["variant", "knobs", "s / step", "held-out reconstruction S2", "barycentre objective"],
-        [[r["name"], ", ".join(f"{k}={v}" for k, v in r["knobs"].items()) or "as trained",
-          f"{r['seconds_per_step']:.3f}", f"{r['reconstruction']:.3g}",
-          f"{r['barycentre_objective']:.3g}"] for r in rows])
-    lines = [f"Frozen encoder of `{args.run}` ({cfg.name}); each decoder trained from scratch "
-             f"for {args.steps} steps of batch {cfg.train.batch_size}; trained decoder: "
-             f"{cfg.model.decoder_layers} block(s), {probe.wormhole.spec.decoder_points} points, "
-             f"{cfg.ot.decoder_kind or cfg.ot.kind} at epsilon {cfg.ot.decoder_epsilon}. Both "
-             f"figures in {cfg.ot.kind} at epsilon {cfg.ot.decoder_epsilon} (lower is better); "
-             f"the barycentre objective is the mean {cfg.ot.kind} from each class's decoded "
-             f"mean embedding to its first {args.members} held-out members, averaged over "
-             f"classes.", "", *table, "",
-             f"Barycentres: `{out.with_suffix('.png').name}`."]
-    for row in rows:
-        row["barycentres"] = {k: v.tolist() for k, v in row["barycentres"].items()}
-    result = {**run.finish(), "run": str(args.run), "steps": args.steps, "rows": rows}
-    print(write_result(out, result, "Decoder probe: barycentres from other decoders", lines))
-    return 0
+    with scratch_dir("decoder_probe_") as scratch:  # --quick trains its run here
+        if args.quick:
+            args.run = args.run or quick_run(scratch / "run")
+            args.steps, args.members = 10, 5
+            variants = variants[:1] + [parse_variant("quick groups: groups=3")]
+        if args.run is None:
+            parser.error("--run is required (or --quick)")
+        run = Run.start(__file__, argv)
+        probe = Probe(Path(args.run), args.members)
+        rows = []
+        for name, knobs in variants:
+            print(f"{name}: {knobs or 'the run config decoder'}", flush=True)
+            decode, per_step = train_decoder(probe, knobs, args.steps)
+            rows.append({"name": name, "knobs": knobs, "seconds_per_step": per_step,
+                         **score(probe, decode)})
+        out = Path(args.output) if args.output else RESULTS / "decoder_probe"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        plot(rows, out.with_suffix(".png"))
+        cfg = probe.config
+        table = markdown_table(
+            ["variant", "knobs", "s / step", "held-out reconstruction S2", "barycentre objective"],
+            [[r["name"], ", ".join(f"{k}={v}" for k, v in r["knobs"].items()) or "as trained",
+              f"{r['seconds_per_step']:.3f}", f"{r['reconstruction']:.3g}",
+              f"{r['barycentre_objective']:.3g}"] for r in rows])
+        lines = [f"Frozen encoder of `{args.run}` ({cfg.name}); each decoder trained from scratch "
+                 f"for {args.steps} steps of batch {cfg.train.batch_size}; trained decoder: "
+                 f"{cfg.model.decoder_layers} block(s), "
+                 f"{probe.wormhole.spec.decoder_points} points, "
+                 f"{cfg.ot.decoder_kind or cfg.ot.kind} at epsilon {cfg.ot.decoder_epsilon}. Both "
+                 f"figures in {cfg.ot.kind} at epsilon {cfg.ot.decoder_epsilon} (lower is better); "
+                 f"the barycentre objective is the mean {cfg.ot.kind} from each class's decoded "
+                 f"mean embedding to its first {args.members} held-out members, averaged over "
+                 f"classes.", "", *table, "",
+                 f"Barycentres: `{out.with_suffix('.png').name}`."]
+        for row in rows:
+            row["barycentres"] = {k: v.tolist() for k, v in row["barycentres"].items()}
+        result = {**run.finish(), "run": str(args.run), "steps": args.steps, "rows": rows}
+        print(write_result(out, result, "Decoder probe: barycentres from other decoders", lines))
+        return 0
 
 
 if __name__ == "__main__":

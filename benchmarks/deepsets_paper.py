@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +49,13 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
-from benchmarks._harness import Run, format_seconds, markdown_table, write_result  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    Run,
+    format_seconds,
+    markdown_table,
+    scratch_dir,
+    write_result,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "deepsets_paper"
 PAPER_NETWORK = {"model.encoder": "deepsets", "model.emb_dim": 2,
@@ -498,89 +503,88 @@ def main(argv=None) -> int:
     train = one_d_clouds(args.clouds_per_family, args.points, seed=0)
     test = one_d_clouds(args.clouds_per_family // 2, args.points, seed=1)
     kinds = {}
-    scratch = Path(args.keep_runs) if args.keep_runs else \
-        Path(tempfile.mkdtemp(prefix="deepsets_paper_"))
-    total = 2 + 1 + max(len(args.sample_sizes) * args.seeds - 1, 0)
-    bar = tqdm(total=total, desc="deepsets models", dynamic_ncols=True)
-    import time
+    with scratch_dir("deepsets_paper_", args.keep_runs) as scratch:
+        total = 2 + 1 + max(len(args.sample_sizes) * args.seeds - 1, 0)
+        bar = tqdm(total=total, desc="deepsets models", dynamic_ncols=True)
+        import time
 
-    for p in (1, 2):
-        start = time.perf_counter()
-        model = train_model(p, train, test, args, scratch / f"W{p}")
-        train_s = time.perf_counter() - start
-        bar.update(1)
-        kinds[f"W{p}"] = {
-            "train_s": train_s,
-            "fidelity": fidelity(model, train, test, p, args.pairs, rng),
-            "unseen": unseen_measures(model, test, p, args.points, rng),
-            "translation": translation_1d(model, test, (-0.5, 0.25, 0.5), args.pairs, rng),
-            "scaling": scaling(model, test, (0.25, 0.5, 0.75, 1.5, 2.0, 3.0), args.pairs, rng),
-            "coordinates": coordinates(model, test),
-            "continuity": continuity(model, p, args.points, (1, 3, 10, 30, 100, 1000), rng),
-            # As many barycenter points as the clouds have: sum pooling sees the set size.
-            "barycenters": barycenters(model, args.points, rng, args.points),
-            "test_embeddings": model.encode(_as_list(test)).tolist(),
-            "test_labels": np.asarray(test.labels).tolist(),
-        }
-        if p == 1:
-            main_w1 = kinds["W1"]["fidelity"]["test"]["pearson"]
-    result = {"settings": {**{k: getattr(args, k) for k in (
-        "clouds_per_family", "points", "steps", "batch_size", "learning_rate", "solver",
-        "epsilon", "pairs", "circle_clouds", "circle_points", "circle_steps",
-        "sample_sizes", "seeds", "quick")},
-        "target": ("exact W1 / W2 by sorting" if args.solver == "sorting" else
-                   f"Sinkhorn (entropic W1 / W2 at epsilon {args.epsilon}, raw units)")},
-        "families": list(FAMILIES_1D), "kinds": kinds}
-
-    # The 2-D model: 2-D normals, W2 by Sinkhorn (no sorting in 2-D).
-    from wormhole.data.loaders.synthetic import load_synthetic
-    from wormhole.evaluate.ground_truth import ground_truth_distances
-
-    normals = load_synthetic(seed=2, family="gaussians", dim=2, num_clouds=args.circle_clouds,
-                             points=args.circle_points, scale=(0.1, 0.5))
-    held = load_synthetic(seed=3, family="gaussians", dim=2,
-                          num_clouds=max(args.circle_clouds // 5, 4),
-                          points=args.circle_points, scale=(0.1, 0.5))
-    circle_args = argparse.Namespace(**{**vars(args), "steps": args.circle_steps})
-    model2 = train_model(2, normals, held, circle_args, scratch / "W2_2d", dim=2)
-    bar.update(1)
-    held_list = _as_list(held)
-    i, j = _pairs(len(held_list), min(args.pairs, 200), rng)
-    emb = model2.encode(held_list)
-    exact = ground_truth_distances([held_list[a] for a in i], None, [held_list[b] for b in j],
-                                   None, kind="W2", progress=False)
-    result["circle"] = {**circle_2d(model2, 0.5, args.circle_points, 36, rng),
-                        "pearson": _pearson(_norm(emb[i], emb[j]), np.sqrt(exact))}
-
-    # Sample size: W1 models on fewer points per cloud, several seeds.
-    rows = []
-    for points in args.sample_sizes:
-        pearsons = []
-        for seed in range(args.seeds):
-            if points == args.points and seed == 0:
-                pearsons.append(main_w1)
-                continue
-            tr = one_d_clouds(args.clouds_per_family, points, seed=0)
-            te = one_d_clouds(args.clouds_per_family // 2, points, seed=1)
-            model = train_model(1, tr, te, args, scratch / f"W1_{points}_{seed}", seed=seed)
-            pearsons.append(fidelity(model, tr, te, 1, args.pairs, rng)["test"]["pearson"])
+        for p in (1, 2):
+            start = time.perf_counter()
+            model = train_model(p, train, test, args, scratch / f"W{p}")
+            train_s = time.perf_counter() - start
             bar.update(1)
-        rows.append({"points": points, "pearsons": pearsons,
-                     "pearson_mean": float(np.mean(pearsons)),
-                     "pearson_spread": float(np.max(pearsons) - np.min(pearsons))})
-    result["sample_size"] = {"rows": rows}
-    bar.close()
+            kinds[f"W{p}"] = {
+                "train_s": train_s,
+                "fidelity": fidelity(model, train, test, p, args.pairs, rng),
+                "unseen": unseen_measures(model, test, p, args.points, rng),
+                "translation": translation_1d(model, test, (-0.5, 0.25, 0.5), args.pairs, rng),
+                "scaling": scaling(model, test, (0.25, 0.5, 0.75, 1.5, 2.0, 3.0), args.pairs, rng),
+                "coordinates": coordinates(model, test),
+                "continuity": continuity(model, p, args.points, (1, 3, 10, 30, 100, 1000), rng),
+                # As many barycenter points as the clouds have: sum pooling sees the set size.
+                "barycenters": barycenters(model, args.points, rng, args.points),
+                "test_embeddings": model.encode(_as_list(test)).tolist(),
+                "test_labels": np.asarray(test.labels).tolist(),
+            }
+            if p == 1:
+                main_w1 = kinds["W1"]["fidelity"]["test"]["pearson"]
+        result = {"settings": {**{k: getattr(args, k) for k in (
+            "clouds_per_family", "points", "steps", "batch_size", "learning_rate", "solver",
+            "epsilon", "pairs", "circle_clouds", "circle_points", "circle_steps",
+            "sample_sizes", "seeds", "quick")},
+            "target": ("exact W1 / W2 by sorting" if args.solver == "sorting" else
+                       f"Sinkhorn (entropic W1 / W2 at epsilon {args.epsilon}, raw units)")},
+            "families": list(FAMILIES_1D), "kinds": kinds}
 
-    out = Path(args.output) if args.output else RESULTS
-    if args.quick and args.output is None:
-        print(report({**run.finish(), **result})[0])
+        # The 2-D model: 2-D normals, W2 by Sinkhorn (no sorting in 2-D).
+        from wormhole.data.loaders.synthetic import load_synthetic
+        from wormhole.evaluate.ground_truth import ground_truth_distances
+
+        normals = load_synthetic(seed=2, family="gaussians", dim=2, num_clouds=args.circle_clouds,
+                                 points=args.circle_points, scale=(0.1, 0.5))
+        held = load_synthetic(seed=3, family="gaussians", dim=2,
+                              num_clouds=max(args.circle_clouds // 5, 4),
+                              points=args.circle_points, scale=(0.1, 0.5))
+        circle_args = argparse.Namespace(**{**vars(args), "steps": args.circle_steps})
+        model2 = train_model(2, normals, held, circle_args, scratch / "W2_2d", dim=2)
+        bar.update(1)
+        held_list = _as_list(held)
+        i, j = _pairs(len(held_list), min(args.pairs, 200), rng)
+        emb = model2.encode(held_list)
+        exact = ground_truth_distances([held_list[a] for a in i], None, [held_list[b] for b in j],
+                                       None, kind="W2", progress=False)
+        result["circle"] = {**circle_2d(model2, 0.5, args.circle_points, 36, rng),
+                            "pearson": _pearson(_norm(emb[i], emb[j]), np.sqrt(exact))}
+
+        # Sample size: W1 models on fewer points per cloud, several seeds.
+        rows = []
+        for points in args.sample_sizes:
+            pearsons = []
+            for seed in range(args.seeds):
+                if points == args.points and seed == 0:
+                    pearsons.append(main_w1)
+                    continue
+                tr = one_d_clouds(args.clouds_per_family, points, seed=0)
+                te = one_d_clouds(args.clouds_per_family // 2, points, seed=1)
+                model = train_model(1, tr, te, args, scratch / f"W1_{points}_{seed}", seed=seed)
+                pearsons.append(fidelity(model, tr, te, 1, args.pairs, rng)["test"]["pearson"])
+                bar.update(1)
+            rows.append({"points": points, "pearsons": pearsons,
+                         "pearson_mean": float(np.mean(pearsons)),
+                         "pearson_spread": float(np.max(pearsons) - np.min(pearsons))})
+        result["sample_size"] = {"rows": rows}
+        bar.close()
+
+        out = Path(args.output) if args.output else RESULTS
+        if args.quick and args.output is None:
+            print(report({**run.finish(), **result})[0])
+            return 0
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result["figures"] = plot(result, out)
+        result = {**run.finish(), **result}
+        print(write_result(out, result, "Siamese DeepSets Wasserstein embeddings, claim by claim",
+                           report(result)))
         return 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result["figures"] = plot(result, out)
-    result = {**run.finish(), **result}
-    print(write_result(out, result, "Siamese DeepSets Wasserstein embeddings, claim by claim",
-                       report(result)))
-    return 0
 
 
 if __name__ == "__main__":

@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
-from benchmarks._harness import Run, markdown_table, run_training, write_result  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    Run,
+    markdown_table,
+    run_training,
+    scratch_dir,
+    write_result,
+)
 from benchmarks.table1 import _QUICK as _TABLE1_QUICK  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gw_neighbours"
@@ -137,20 +142,21 @@ def main(argv=None) -> int:
     if not (args.run or args.quick):
         parser.error("--run is required (or --quick)")
     run = Run.start(__file__, argv, watch=("wormhole", "benchmarks"))
-    if args.quick:
-        args.queries, args.references = min(args.queries, 12), min(args.references, 30)
-        if args.run is None:
-            args.run = Path(tempfile.mkdtemp(prefix="gw_neighbours_")) / "run"
-            run_training(*_QUICK, args.run)
-    measured = measure(Path(args.run), args.queries, args.references, args.seed)
-    result = {**run.finish(), "measured": measured}
-    output = args.output or (None if args.quick else RESULTS)
-    if output is None:
-        print("--quick writes nothing without --output", file=sys.stderr)
+    with scratch_dir("gw_neighbours_") as scratch:  # --quick trains its run here
+        if args.quick:
+            args.queries, args.references = min(args.queries, 12), min(args.references, 30)
+            if args.run is None:
+                args.run = scratch / "run"
+                run_training(*_QUICK, args.run)
+        measured = measure(Path(args.run), args.queries, args.references, args.seed)
+        result = {**run.finish(), "measured": measured}
+        output = args.output or (None if args.quick else RESULTS)
+        if output is None:
+            print("--quick writes nothing without --output", file=sys.stderr)
+            return 0
+        print(write_result(Path(output), result, "Nearest neighbours under GW, debiased GW and "
+                           "the embedding", report(result)))
         return 0
-    print(write_result(Path(output), result, "Nearest neighbours under GW, debiased GW and "
-                       "the embedding", report(result)))
-    return 0
 
 
 if __name__ == "__main__":

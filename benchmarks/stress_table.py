@@ -17,7 +17,8 @@ paper's absolute values depend on units it does not state, so the comparison wit
 ratios to ``L``, which do not. A second, scale-free column divides by ``mean(delta^2)``.
 
 A run directory (``--gaussians-run``, ``--mnist-run``) is evaluated as it is; without one the
-config is trained first (``wormhole.train``, ``--steps`` overrides its length). Those rows score
+config is trained first (``wormhole.train``, ``--steps`` overrides its length), in a temporary
+directory removed at the end unless ``--keep-runs DIR`` names one. Those rows score
 held-out clouds; ``--in-sample-steps`` adds, per set, a model trained on exactly its stress
 clouds and scored on them, as PGD and classical MDS are fitted to that matrix.
 
@@ -33,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
-from benchmarks._harness import Run, markdown_table, write_result  # noqa: E402
+from benchmarks._harness import Run, markdown_table, scratch_dir, write_result  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stress_table"
 COLUMNS = ("lower_bound", "paper_upper_bound", "optimum", "classical_mds", "model")
@@ -50,13 +51,15 @@ def trained_run(config: str, overrides: list[str], steps: int | None, workdir: P
     return workdir
 
 
-def stress_row(run: Path, clouds: int, split: str = "test") -> dict:
+def stress_row(run: Path, clouds: int, scratch: Path, split: str = "test") -> dict:
+    """The stress analysis of ``run`` on ``clouds`` clouds of ``split`` (its evaluation's
+    files written under ``scratch``)."""
     from wormhole.evaluate import evaluate_run
 
     report = evaluate_run(run, split=split, num_pairs=20, exact=False, stress_clouds=clouds,
                           barycenter_labels=[], interpolations=0, num_plot=1,
                           max_reference=50, neighbour_clouds=0, plots=False,
-                          output_dir=Path(tempfile.mkdtemp(prefix="stress_eval_")))
+                          output_dir=Path(tempfile.mkdtemp(prefix="eval_", dir=scratch)))
     stress = report["stress_analysis"]
     from wormhole.config import load_config
 
@@ -71,7 +74,7 @@ def in_sample_row(name: str, config: str, overrides: list[str], clouds: int, ste
     as PGD and classical MDS, where the held-out row asks the model to generalise."""
     fit = ["data.split=random", f"data.max_clouds={clouds}", "data.test_fraction=0"]
     run = trained_run(config, overrides + fit, steps, workdir / f"{name}_in_sample")
-    return {**stress_row(run, clouds, split="train"), "paper_key": name,
+    return {**stress_row(run, clouds, workdir, split="train"), "paper_key": name,
             "note": f"trained on these {clouds} clouds only"}
 
 
@@ -98,7 +101,9 @@ def report(result: dict) -> list[str]:
     lines += ["", "Runs:"]
     for name, entry in result["sets"].items():
         s = entry["stress"]
-        lines.append(f"- {name}: `{entry['run']}` ({entry['config_name']}, {entry['steps']} "
+        gone = " (removed after scoring; --keep-runs DIR keeps it)" if entry.get("removed") \
+            else ""
+        lines.append(f"- {name}: `{entry['run']}`{gone} ({entry['config_name']}, {entry['steps']} "
                      f"steps{', ' + entry['note'] if entry.get('note') else ''}); provable "
                      f"upper bound {s['upper_bound']:.3g}; PGD "
                      f"{'converged' if s['optimum_converged'] else 'stopped'} after "
@@ -106,6 +111,38 @@ def report(result: dict) -> list[str]:
     lines += ["", "L <= PGD optimum <= provable upper bound holds for every matrix; the paper's "
               "U is not a bound on the optimum (see `wormhole/evaluate/stress.py`)."]
     return lines
+
+
+def table_sets(args, scratch: Path) -> dict:
+    """Every set's stress row, training in ``scratch`` the runs not given."""
+    sets = {}
+    if args.quick:
+        args.steps, args.gaussian_clouds, args.mnist_clouds = args.steps or 40, 24, 24
+    # --quick: fewer clouds to draw from, and no decoder (stress reads the encoder alone;
+    # without its OT loss the two train steps compiled in 7.5 s instead of 13.3 s).
+    no_decoder = ["loss.reconstruction=0", "model.decoder_layers=0"] if args.quick else []
+    quick_data = ["data.options.num_clouds=200"] if args.quick else []
+    gaussians = args.gaussians_run or trained_run("gaussians.yaml", quick_data + no_decoder,
+                                                  args.steps, scratch / "gaussians")
+    sets["gaussians"] = stress_row(Path(gaussians), args.gaussian_clouds, scratch)
+    if args.mnist_run or args.mnist_dir:
+        overrides = [f"data.path={args.mnist_dir}"] if args.mnist_dir else []
+        if args.quick:
+            overrides += ["data.max_clouds=300", "train.mesh.cpu_devices=0"]
+        mnist = args.mnist_run or trained_run("mnist.yaml", overrides, args.steps,
+                                              scratch / "mnist")
+        sets["mnist"] = {**stress_row(Path(mnist), args.mnist_clouds, scratch),
+                         "note": args.mnist_note}
+    if args.in_sample_steps:
+        sets["gaussians, in-sample"] = in_sample_row(
+            "gaussians", "gaussians.yaml", no_decoder, args.gaussian_clouds,
+            args.in_sample_steps, scratch)
+        if args.mnist_dir:
+            sets["mnist, in-sample"] = in_sample_row(
+                "mnist", "mnist.yaml", [f"data.path={args.mnist_dir}"]
+                + (["train.mesh.cpu_devices=0"] if args.quick else []), args.mnist_clouds,
+                args.in_sample_steps, scratch)
+    return sets
 
 
 def main(argv=None) -> int:
@@ -120,37 +157,17 @@ def main(argv=None) -> int:
     parser.add_argument("--in-sample-steps", type=int, default=0,
                         help="also train each config on exactly its stress clouds for this "
                              "many steps and score it on them (0: skip)")
+    parser.add_argument("--keep-runs", default=None,
+                        help="train the runs in this directory and keep them (default: a "
+                             "temporary one, removed at the end)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     run = Run.start(__file__, argv)
-    scratch = Path(tempfile.mkdtemp(prefix="stress_table_"))
-    sets = {}
-    if args.quick:
-        args.steps, args.gaussian_clouds, args.mnist_clouds = args.steps or 40, 24, 24
-    # --quick: fewer clouds to draw from, and no decoder (stress reads the encoder alone;
-    # without its OT loss the two train steps compiled in 7.5 s instead of 13.3 s).
-    no_decoder = ["loss.reconstruction=0", "model.decoder_layers=0"] if args.quick else []
-    quick_data = ["data.options.num_clouds=200"] if args.quick else []
-    gaussians = args.gaussians_run or trained_run("gaussians.yaml", quick_data + no_decoder,
-                                                  args.steps, scratch / "gaussians")
-    sets["gaussians"] = stress_row(Path(gaussians), args.gaussian_clouds)
-    if args.mnist_run or args.mnist_dir:
-        overrides = [f"data.path={args.mnist_dir}"] if args.mnist_dir else []
-        if args.quick:
-            overrides += ["data.max_clouds=300", "train.mesh.cpu_devices=0"]
-        mnist = args.mnist_run or trained_run("mnist.yaml", overrides, args.steps,
-                                              scratch / "mnist")
-        sets["mnist"] = {**stress_row(Path(mnist), args.mnist_clouds), "note": args.mnist_note}
-    if args.in_sample_steps:
-        sets["gaussians, in-sample"] = in_sample_row(
-            "gaussians", "gaussians.yaml", no_decoder, args.gaussian_clouds,
-            args.in_sample_steps, scratch)
-        if args.mnist_dir:
-            sets["mnist, in-sample"] = in_sample_row(
-                "mnist", "mnist.yaml", [f"data.path={args.mnist_dir}"]
-                + (["train.mesh.cpu_devices=0"] if args.quick else []), args.mnist_clouds,
-                args.in_sample_steps, scratch)
+    with scratch_dir("stress_table_", args.keep_runs) as scratch:
+        sets = table_sets(args, scratch)
+    for entry in sets.values():  # the runs this command trained in a temporary directory
+        entry["removed"] = args.keep_runs is None and Path(entry["run"]).is_relative_to(scratch)
     result = {**run.finish(), "sets": sets, "paper": PAPER}
     out = Path(args.output) if args.output else RESULTS
     print(write_result(out, result, "Stress against its bounds (the paper's Table 2)",

@@ -13,6 +13,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks._harness import (  # noqa: E402
     recorded_training,
     run_training,
+    scratch_dir,
     training_stopped,
 )
 
@@ -38,3 +39,17 @@ def test_a_training_stopped_at_its_time_limit_is_recorded_and_not_scored(tmp_pat
     # Stopped before its first checkpoint: table1 says so instead of scoring.
     assert measure(workdir, 10, 10) == {
         "skipped": "stopped by the time limit before its first checkpoint"}
+
+
+def test_scratch_runs_are_removed_unless_kept_even_when_the_benchmark_fails(tmp_path):
+    with scratch_dir("bench_") as scratch:
+        (scratch / "run").mkdir()
+        assert scratch.name.startswith("bench_")
+    assert not scratch.exists()
+    with pytest.raises(SystemExit), scratch_dir("bench_") as failed:
+        (failed / "run").mkdir()
+        raise SystemExit("a scoring error")
+    assert not failed.exists()
+    with scratch_dir("bench_", tmp_path / "kept" / "runs") as kept:
+        (kept / "run").mkdir()
+    assert kept == tmp_path / "kept" / "runs" and (kept / "run").is_dir()

@@ -322,6 +322,7 @@ def test_stress_table_quick_run_orders_the_bounds(tmp_path):
     stress next to the bounds, with L <= PGD optimum <= provable upper bound; the in-sample
     row trains on exactly the clouds it is scored on."""
     import json
+    import os
     import subprocess
     import sys
 
@@ -344,3 +345,7 @@ def test_stress_table_quick_run_orders_the_bounds(tmp_path):
     assert fitted["stress"]["lower_bound"] <= fitted["stress"]["model"]
     text = (tmp_path / "st.md").read_text()
     assert "gaussians: paper / L" in text and "gaussians, in-sample: paper / L" in text
+    # Both runs were trained in a temporary directory, removed once scored, as the file says.
+    for entry in result["sets"].values():
+        assert entry["removed"] and not os.path.exists(entry["run"])
+    assert text.count("(removed after scoring; --keep-runs DIR keeps it)") == 2
