@@ -239,6 +239,11 @@ def write_result(path: Path, result: dict, title: str, lines: Sequence[str]) -> 
     return text
 
 
+# Overrides that train no decoder: for a quick run whose figures read the encoder alone
+# (the decoder's reconstruction term more than doubles the train step's compile time).
+ENCODER_ONLY = ("loss.reconstruction=0", "model.decoder_layers=0")
+
+
 @contextlib.contextmanager
 def scratch_dir(prefix: str, keep: str | Path | None = None) -> Iterator[Path]:
     """Where a benchmark trains the runs it scores: ``keep`` (made if missing, left in place)

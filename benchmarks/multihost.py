@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` 
 import numpy as np  # noqa: E402
 
 from benchmarks._harness import (  # noqa: E402
+    ENCODER_ONLY,
     REPO,
     RESULTS,
     Run,
@@ -41,14 +42,12 @@ from benchmarks._harness import (  # noqa: E402
     write_result,
 )
 
-# Encoder only: the decoder would double each process's compile time, and
-# tests/test_parallel.py checks the sharded decoder on four devices in one process.
+# Encoder only (tests/test_parallel.py checks the sharded decoder on four devices).
 _QUICK = ["data.max_clouds=240", "data.test_fraction=0.25", "model.emb_dim=16",
           "model.width=32", "model.num_layers=1", "model.num_heads=2", "model.mlp_dim=64",
-          "model.decoder_layers=0", "loss.reconstruction=0", "ot.epsilon=0.05",
-          "ot.max_iterations=100", "train.batch_size=8", "train.warmup_steps=2",
-          "train.log_every=2", "train.eval_every=4", "train.length_bucket=0",
-          "eval.num_pairs=20"]
+          *ENCODER_ONLY, "ot.epsilon=0.05", "ot.max_iterations=100", "train.batch_size=8",
+          "train.warmup_steps=2", "train.log_every=2", "train.eval_every=4",
+          "train.length_bucket=0", "eval.num_pairs=20"]
 
 
 def free_port() -> int:
