@@ -175,3 +175,20 @@ def test_a_fit_refused_before_training_leaves_no_run_behind(tmp_path):
         wormhole.fit(clouds, labels=labels, test_clouds=test_clouds,
                      config=tiny(tmp_path / "runs" / "fit"), progress=False)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_fit_that_failed_before_any_checkpoint_does_not_keep_its_clouds(tmp_path):
+    # Identical clouds give no cost to scale by: the fit fails after making the run's
+    # folders. The next fit in the same workdir is a new run and keeps its own clouds.
+    with pytest.raises(ValueError, match="scale"):
+        wormhole.fit([np.full((5, 2), 7.0)] * 12, config=tiny(tmp_path / "fit"),
+                     progress=False)
+    clouds, _ = _gaussian_clouds(0, 40)
+    model = wormhole.fit(clouds, config=tiny(tmp_path / "fit", train={"steps": 2}),
+                         progress=False)
+    kept = [run_split(model.config, split).to_list()[0] for split in ("train", "test")]
+    kept = kept[0] + kept[1]
+    assert sorted(len(c) for c in kept) == sorted(len(c) for c in clouds)
+    np.testing.assert_allclose(sum(np.abs(c).sum() for c in kept),
+                               sum(np.abs(c).sum() for c in clouds),
+                               rtol=1e-5)

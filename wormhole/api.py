@@ -20,7 +20,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from wormhole.checkpoint import CHECKPOINT_DIR
+from wormhole.checkpoint import CHECKPOINT_DIR, holds_checkpoints
 from wormhole.config import (
     Config,
     apply_overrides,
@@ -164,8 +164,9 @@ def _run_data_directory(directory: Path):
 def _adopt_data_file(incoming: Path, data_file: Path, run_config: Config) -> Dataset:
     """The run's data set, prepared from ``incoming`` (just written by fit).
 
-    A new run then keeps ``incoming`` as its ``data_file``; an existing run keeps the file
-    it was trained on (the trainer refuses to resume it with data of another fingerprint).
+    A new run then keeps ``incoming`` as its ``data_file``; an existing run (one with a
+    checkpoint) keeps the file it was trained on (the trainer refuses to resume it with data
+    of another fingerprint). A run that failed before its first checkpoint is a new run.
     """
     try:
         dataset = prepare_dataset(load_clouds(replace(run_config.data, path=str(incoming))),
@@ -173,7 +174,7 @@ def _adopt_data_file(incoming: Path, data_file: Path, run_config: Config) -> Dat
     except BaseException:
         incoming.unlink(missing_ok=True)
         raise
-    if (data_file.parent.parent / CHECKPOINT_DIR).is_dir() and data_file.exists():
+    if holds_checkpoints(data_file.parent.parent / CHECKPOINT_DIR) and data_file.exists():
         incoming.unlink()
     else:
         incoming.replace(data_file)

@@ -105,6 +105,12 @@ class RunMeta:
                    raw["model_spec"], record, FORMAT_VERSION, raw.get("extra", {}))
 
 
+def holds_checkpoints(directory: str | Path) -> bool:
+    """Whether ``directory`` (a run's ``checkpoints/``) holds at least one step folder."""
+    directory = Path(directory)
+    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
+
 def find_checkpoint_dir(path: str | Path) -> tuple[Path, int | None]:
     """Resolve a run directory, its ``checkpoints/`` folder or one ``checkpoints/<step>``.
 
@@ -120,7 +126,7 @@ def find_checkpoint_dir(path: str | Path) -> tuple[Path, int | None]:
         return path / CHECKPOINT_DIR, None
     if path.name.isdigit() and path.parent.is_dir() and (path / "state").exists():
         return path.parent, int(path.name)
-    if any(p.name.isdigit() for p in path.iterdir()):
+    if holds_checkpoints(path):
         return path, None
     raise FileNotFoundError(f"'{path}' is not a run directory (no '{CHECKPOINT_DIR}/' inside) "
                             f"nor a checkpoint folder.")
