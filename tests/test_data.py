@@ -228,6 +228,26 @@ def test_subsampling_keeps_at_most_n_points_with_renormalised_weights():
     assert subsample_clouds(data, int(data.sizes.max())) is data
 
 
+def test_subsampling_draws_only_points_that_carry_mass():
+    # Two massive points among 98 massless ones: every kept point carries mass, so the
+    # cloud's measure is unchanged (it used to draw five massless points and weigh them
+    # uniformly, another measure).
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.zeros((2, 2)), rng.normal(5.0, 1.0, (98, 2))])
+    w = np.concatenate([[1.0, 3.0], np.zeros(98)])
+    y = rng.normal(size=(30, 2))
+    massive = np.concatenate([rng.normal(size=(20, 2)), np.ones((10, 2))])
+    v = np.concatenate([np.ones(20), np.zeros(10)])
+    out = subsample_clouds(PointClouds.from_list([x, y, massive], [w, np.ones(30), v]), 5)
+    kept_x, kept_w = out.cloud(0)
+    np.testing.assert_array_equal(kept_x, np.zeros((2, 2)))
+    np.testing.assert_allclose(kept_w, [0.25, 0.75])
+    # More massive points than room: five of the twenty, none of the massless ones.
+    kept_x, kept_w = out.cloud(2)
+    assert len(kept_x) == 5 and not (kept_x == 1.0).all(axis=1).any()
+    np.testing.assert_allclose(kept_w, 0.2)
+
+
 def test_subsampling_is_deterministic_by_seed():
     data = PointClouds.from_list(*ragged(seed=9, low=30, high=60))
     a, b = subsample_clouds(data, 8, seed=1), subsample_clouds(data, 8, seed=1)

@@ -66,7 +66,8 @@ class DataConfig:
     path: str | None = option(None, doc="file or directory for loaders that read files")
     options: dict = option(factory=dict, doc="loader-specific keyword arguments")
     max_clouds: int | None = option(None, min=2, doc="keep at most this many clouds")
-    max_points: int | None = option(None, min=1, doc="subsample each cloud to at most N points")
+    max_points: int | None = option(None, min=1, doc="subsample each cloud to at most N "
+                                    "points (drawn among those of positive weight)")
     normalize: str = option("minmax", choices=("none", "minmax"),
                            doc="coordinate normalisation over the whole data set")
     rotate: bool = option(False, doc="random rotation of each cloud at every training step")

@@ -85,10 +85,11 @@ class Wormhole:
             encoder is memory-bound, 256 on accelerators: see
             :func:`~wormhole.models.encoding.default_encode_batch`); each call is split
             over this process's devices (:func:`wormhole.parallel.encode_mesh`).
-          max_points: subsample larger clouds to this many points. By default every point
-            is used: the encoder treats a cloud as a weighted measure (mass-weighted
-            attention and mean pooling), so clouds larger than any seen in training are
-            encoded as they are, at a cost quadratic in their size.
+          max_points: subsample larger clouds to this many points (drawn among those of
+            positive weight). By default every point is used: the encoder treats a cloud
+            as a weighted measure (mass-weighted attention and mean pooling), so clouds
+            larger than any seen in training are encoded as they are, at a cost quadratic
+            in their size.
         """
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")

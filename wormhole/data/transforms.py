@@ -66,10 +66,13 @@ class Normalization:
 
 
 def subsample_clouds(clouds: PointClouds, max_points: int, seed: int = 0) -> PointClouds:
-    """Keep at most ``max_points`` points of each cloud, drawn uniformly without replacement.
+    """Keep at most ``max_points`` points of each cloud, drawn uniformly without replacement
+    among its points of positive weight.
 
-    The kept weights are renormalised to one; clouds already small enough are unchanged.
-    Gathered clouds stay gathered (only their indices are subsampled).
+    The kept weights are renormalised to one. A cloud with at most ``max_points`` points of
+    positive weight keeps exactly those (its massless points change no OT value); clouds
+    already small enough are unchanged. Gathered clouds stay gathered (only their indices are
+    subsampled).
     """
     if int(clouds.sizes.max()) <= max_points:
         return clouds
@@ -78,14 +81,15 @@ def subsample_clouds(clouds: PointClouds, max_points: int, seed: int = 0) -> Poi
     weights = np.zeros((len(clouds), max_points), np.float32)
     for i, size in enumerate(clouds.sizes.tolist()):
         w = clouds.weights[i, :size]
-        if size > max_points:
-            keep = np.sort(rng.choice(size, max_points, replace=False))
-            kept = w[keep]
-            if kept.sum() <= 0:
-                kept = np.full(max_points, 1.0 / max_points, np.float32)
-            positions[i], weights[i] = keep, (kept / kept.sum()).astype(np.float32)
-        else:
+        if size <= max_points:
             positions[i, :size], weights[i, :size] = np.arange(size), w
+            continue
+        massive = np.flatnonzero(w > 0)
+        keep = massive if len(massive) <= max_points else \
+            massive[np.sort(rng.choice(len(massive), max_points, replace=False))]
+        kept = w[keep]
+        positions[i, :len(keep)] = keep
+        weights[i, :len(keep)] = (kept / kept.sum()).astype(np.float32)
     return clouds.take_points(positions, weights)
 
 
