@@ -97,6 +97,7 @@ def test_out_of_range_choice_names_key_and_all_allowed_values():
     ({"ot": {"epsilon": -1.0}}, "ot.epsilon", "> 0.0"),
     ({"data": {"test_fraction": 0.95}}, "data.test_fraction", "<= 0.9"),
     ({"data": {"max_points": 0}}, "data.max_points", ">= 1"),
+    ({"train": {"steps": 0}}, "train.steps", ">= 1"),  # no step: no checkpoint to load
 ])
 def test_out_of_range_number_names_key_and_bound(raw, key, bound):
     with pytest.raises(ConfigError) as err:

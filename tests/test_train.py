@@ -264,6 +264,13 @@ def test_resume_with_a_different_model_is_refused(tmp_path, tiny_data):
     with pytest.raises(ConfigError, match=r"model\.width=32.*64"):
         train_and_evaluate(tiny(tmp_path / "run", model={"width": 64}), tiny_data,
                            progress=False)
+    # Fewer steps than the run has taken: refused before its config is rewritten.
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match=r"trained to step 3, past train\.steps=2; set "
+                                          r"train\.steps to at least 3"):
+        train_and_evaluate(tiny(tmp_path / "run", train={"steps": 2}), tiny_data,
+                           progress=False)
+    assert (tmp_path / "run" / "config.yaml").read_text() == saved
 
 
 def test_resume_check_counts_a_setting_missing_from_an_older_run_as_its_default(tmp_path):

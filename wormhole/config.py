@@ -203,7 +203,7 @@ class DistributedConfig:
 class TrainConfig:
     """Optimiser, schedule and loop."""
 
-    steps: int = option(5000, min=0)
+    steps: int = option(5000, min=1)
     batch_size: int = option(16, min=2)
     learning_rate: float = option(1e-4, min=0.0, min_exclusive=True)
     schedule: str = option("cosine", choices=("constant", "cosine", "exponential"))

@@ -397,6 +397,10 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
             raise DamagedCheckpoint(f"Every checkpoint in {store.directory} is damaged (steps "
                                     f"{store.all_steps()}); delete them or start the run in "
                                     f"another train.workdir.")
+        if intact > cfg.steps:
+            raise ConfigError(f"{workdir} holds a run trained to step {intact}, past "
+                              f"train.steps={cfg.steps}; set train.steps to at least {intact} "
+                              f"to resume it, or use another train.workdir.")
         stored = store.restore_meta(intact)
         check_resume(stored, config, record, workdir, dataset.normalization)
     cost_scale = stored.cost_scale if stored else resolve_cost_scale(config, train)
