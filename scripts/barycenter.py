@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from wormhole.checkpoint import DamagedCheckpoint
+from wormhole.cli_args import integer_at_least
 from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.data import PointClouds
@@ -26,6 +27,7 @@ from wormhole.data.loaders.files import save_clouds_npz
 from wormhole.evaluate.barycenter import compare_barycenter
 from wormhole.evaluate.plots import MODEL_COLOR, REFERENCE_COLOR, label_name, plot_clouds
 from wormhole.evaluate.splits import SPLITS, input_clouds, label_values
+from wormhole.extras import MissingExtra
 from wormhole.inference import load
 
 
@@ -38,7 +40,7 @@ def main(argv=None) -> int:
     source.add_argument("--split", choices=SPLITS, default=None,
                         help="a split of the run's data set (default: train)")
     parser.add_argument("--label", default=None, help="only clouds with this label")
-    parser.add_argument("--max-clouds", type=int, default=None,
+    parser.add_argument("--max-clouds", type=integer_at_least(1), default=None,
                         help="average at most this many clouds (the first ones)")
     parser.add_argument("--output", default=None,
                         help="output .npz (default: barycenter[_<label>].npz)")
@@ -46,7 +48,8 @@ def main(argv=None) -> int:
                         help="compare with ott-jax's free-support barycenter")
     parser.add_argument("--reference-epsilon", type=float, default=1e-2,
                         help="its entropic regularisation (normalised squared units)")
-    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+    parser.add_argument("--step", type=integer_at_least(0), default=None,
+                        help="checkpoint step (default latest)")
     args = parser.parse_args(argv)
     enable_compile_cache()
     try:
@@ -69,7 +72,8 @@ def main(argv=None) -> int:
             barycenter = result.model
         else:
             barycenter = model.barycenter(clouds)
-    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint) as err:
+    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint,
+            MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     suffix = "" if args.label is None else f"_{args.label}"

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from wormhole.checkpoint import DamagedCheckpoint
+from wormhole.cli_args import integer_at_least
 from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.data import PointClouds
 from wormhole.data.loaders.files import save_clouds_npz
+from wormhole.extras import MissingExtra
 from wormhole.inference import load
 
 
@@ -49,8 +51,9 @@ def main(argv=None) -> int:
     parser.add_argument("--input", required=True, help="embeddings (.npy or .npz)")
     parser.add_argument("--output", required=True, help="decoded clouds (.npz)")
     parser.add_argument("--plot", default=None, help="also draw the first clouds to this PNG")
-    parser.add_argument("--num-plot", type=int, default=8, help="clouds in --plot")
-    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+    parser.add_argument("--num-plot", type=integer_at_least(1), default=8, help="clouds in --plot")
+    parser.add_argument("--step", type=integer_at_least(0), default=None,
+                        help="checkpoint step (default latest)")
     args = parser.parse_args(argv)
     enable_compile_cache()
     output = Path(args.output)
@@ -61,7 +64,8 @@ def main(argv=None) -> int:
         model = load(args.checkpoint, args.step)
         embeddings, extra = read_embeddings(Path(args.input))
         decoded = model.decode(embeddings)
-    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint) as err:
+    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint,
+            MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     labels = extra.get("labels")

@@ -26,9 +26,11 @@ import yaml
 from tqdm.auto import tqdm
 
 from wormhole.checkpoint import DamagedCheckpoint
+from wormhole.cli_args import integer_at_least
 from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.evaluate.splits import SPLITS, input_clouds
+from wormhole.extras import MissingExtra
 from wormhole.inference import load
 
 _CHUNK = 2048  # clouds per progress update
@@ -43,11 +45,12 @@ def main(argv=None) -> int:
     source.add_argument("--split", choices=SPLITS, help="a split of the run's data set")
     parser.add_argument("--output", required=True, help=".npy (embeddings) or .npz "
                         "(embeddings and labels)")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=integer_at_least(1), default=None,
                         help="clouds per network call (default 16 on CPU, 256 on GPU/TPU)")
-    parser.add_argument("--max-points", type=int, default=None,
+    parser.add_argument("--max-points", type=integer_at_least(1), default=None,
                         help="subsample larger clouds to this many points (default: all)")
-    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+    parser.add_argument("--step", type=integer_at_least(0), default=None,
+                        help="checkpoint step (default latest)")
     parser.add_argument("--key", default="X_wormhole",
                         help="obsm (niches) or uns (samples) key of an .h5ad output")
     parser.add_argument("--set", action="append", default=[], metavar="data.options.KEY=VALUE",
@@ -71,7 +74,8 @@ def main(argv=None) -> int:
                               max_points=args.max_points)
                  for s in tqdm(range(0, len(clouds), _CHUNK), desc="embedding", unit="chunk",
                                disable=len(clouds) <= _CHUNK)]
-    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint) as err:
+    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint,
+            MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     embeddings = np.concatenate(parts)
@@ -107,7 +111,8 @@ def _embed_h5ad(args, output: Path) -> int:
     try:
         model = load(args.checkpoint, args.step)
         adata = model.embed_anndata(args.input, args.key, _options(args.set))
-    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint, ImportError) as err:
+    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint,
+            MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     output.parent.mkdir(parents=True, exist_ok=True)

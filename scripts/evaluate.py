@@ -16,9 +16,11 @@ import argparse
 import sys
 
 from wormhole.checkpoint import DamagedCheckpoint
+from wormhole.cli_args import integer_at_least
 from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.evaluate import SPLITS, evaluate_run
+from wormhole.extras import MissingExtra
 
 
 def _labels(text: str | None):
@@ -103,29 +105,30 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="run directory or checkpoint")
     parser.add_argument("--split", choices=SPLITS, default="test")
-    parser.add_argument("--num-pairs", type=int, default=None,
+    parser.add_argument("--num-pairs", type=integer_at_least(2), default=None,
                         help="pairs compared with ground truth (default eval.num_pairs)")
     parser.add_argument("--no-exact", action="store_true",
                         help="skip the comparison of S1/S2 runs with exact W1/W2")
-    parser.add_argument("--stress-clouds", type=int, default=100,
+    parser.add_argument("--stress-clouds", type=integer_at_least(0), default=100,
                         help="clouds in the stress analysis (all pairs solved; 0 skips)")
     parser.add_argument("--barycenter-labels", default=None,
                         help="comma-separated classes (values or names), 'none' to skip "
                              "(default: every class)")
-    parser.add_argument("--barycenter-clouds", type=int, default=50,
+    parser.add_argument("--barycenter-clouds", type=integer_at_least(1), default=50,
                         help="at most this many clouds per class barycenter")
     parser.add_argument("--reference-epsilon", type=float, default=1e-2,
                         help="entropic regularisation of ott-jax's barycenter; larger draws "
                              "its points onto thinner strokes at a higher W2 objective, "
                              "smaller is closer to the exact barycenter and slower")
-    parser.add_argument("--neighbour-clouds", type=int, default=200,
+    parser.add_argument("--neighbour-clouds", type=integer_at_least(0), default=200,
                         help="clouds with a full OT matrix for recall@k, trustworthiness and "
                              "k-NN accuracy (0 skips)")
-    parser.add_argument("--neighbour-references", type=int, default=200,
+    parser.add_argument("--neighbour-references", type=integer_at_least(1), default=200,
                         help="training clouds those are classified against, by embedding and "
                              "by OT")
-    parser.add_argument("--interpolations", type=int, default=3, help="interpolation strips")
-    parser.add_argument("--num-plot", type=int, default=None,
+    parser.add_argument("--interpolations", type=integer_at_least(0), default=3,
+                        help="interpolation strips")
+    parser.add_argument("--num-plot", type=integer_at_least(0), default=None,
                         help="reconstructions drawn (default eval.num_plot)")
     parser.add_argument("--output-dir", default=None,
                         help="default <run>/eval/<split>-step<step>")
@@ -134,7 +137,8 @@ def main(argv=None) -> int:
                              "report its label accuracy")
     parser.add_argument("--no-plots", action="store_true", help="write report.json only")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+    parser.add_argument("--step", type=integer_at_least(0), default=None,
+                        help="checkpoint step (default latest)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
     enable_compile_cache()
@@ -149,7 +153,8 @@ def main(argv=None) -> int:
             neighbour_references=args.neighbour_references,
             output_dir=args.output_dir, plots=not args.no_plots, label_probe=args.label_probe,
             seed=args.seed, progress=not args.no_progress, step=args.step)
-    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint) as err:
+    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint,
+            MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(_summary(report))

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from wormhole.checkpoint import DamagedCheckpoint
+from wormhole.cli_args import integer_at_least
 from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.evaluate.plots import label_name, plot_clouds
 from wormhole.evaluate.splits import SPLITS, input_clouds
+from wormhole.extras import MissingExtra
 from wormhole.inference import load
 from wormhole.search import BACKENDS, load_index
 
@@ -68,9 +70,10 @@ def main(argv=None) -> int:
     queries = parser.add_mutually_exclusive_group(required=True)
     queries.add_argument("--query", help=".npz file or directory of .npy query clouds")
     queries.add_argument("--query-split", choices=SPLITS, help="a split of the run's data")
-    parser.add_argument("--max-queries", type=int, default=None, help="use the first N queries")
-    parser.add_argument("--k", type=int, default=10, help="neighbours per query")
-    parser.add_argument("--rerank", type=int, default=100,
+    parser.add_argument("--max-queries", type=integer_at_least(1), default=None,
+                        help="use the first N queries")
+    parser.add_argument("--k", type=integer_at_least(1), default=10, help="neighbours per query")
+    parser.add_argument("--rerank", type=integer_at_least(0), default=100,
                         help="embedding candidates re-ranked by OT (0: embedding only)")
     parser.add_argument("--exact", action="store_true",
                         help="re-rank by exact unregularised OT (POT) instead of the run's kind")
@@ -82,7 +85,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True, help="neighbours as JSON")
     parser.add_argument("--save-index", default=None, help="also save the index here")
     parser.add_argument("--plot", default=None, help="PNG of queries and their neighbours")
-    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+    parser.add_argument("--step", type=integer_at_least(0), default=None,
+                        help="checkpoint step (default latest)")
     args = parser.parse_args(argv)
     enable_compile_cache()
     if args.max_queries is not None and args.max_queries < 1:
@@ -103,7 +107,8 @@ def main(argv=None) -> int:
         search_s = time.perf_counter() - start
         if args.save_index:
             index.save(args.save_index)
-    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint) as err:
+    except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint,
+            MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     rows = []

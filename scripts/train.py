@@ -15,6 +15,7 @@ from wormhole.api import resolve_config, train
 from wormhole.checkpoint import DamagedCheckpoint
 from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
+from wormhole.extras import MissingExtra
 from wormhole.trainer import TrainingDiverged
 
 
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
         print(f"run directory: {config.workdir}")
         model = train(config, progress=not args.no_progress)
     except (ConfigError, FileNotFoundError, ValueError, TrainingDiverged,
-            DamagedCheckpoint) as err:
+            DamagedCheckpoint, MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"trained {model} -> {model.workdir}")

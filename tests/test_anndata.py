@@ -5,6 +5,7 @@ wormhole/data/gathered.py, wormhole/cells.py)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -353,3 +354,19 @@ def test_a_fit_that_cannot_read_its_cells_leaves_no_run_behind(tmp_path):
     with pytest.raises(ValueError, match=r"obsm\['spatial'\]"):
         wormhole.fit(adata, config=config, workdir=tmp_path / "mine", progress=False)
     assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())
+
+
+def test_a_missing_optional_package_is_an_error_line_not_a_traceback(tmp_path, monkeypatch,
+                                                                    capsys):
+    # pbmc_niches.yaml reads scanpy's bundled data set; without scanpy the script says what
+    # to install and exits 1.
+    from .conftest import REPO
+
+    monkeypatch.setitem(sys.modules, "scanpy", None)  # import scanpy fails
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--config", "pbmc_niches.yaml", "--no-progress",
+                        "--set", f"train.workdir={tmp_path / 'run'}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: data.path 'scanpy:pbmc68k_reduced' needs scanpy: pip install")

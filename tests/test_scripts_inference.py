@@ -104,6 +104,8 @@ def test_bad_inference_arguments_are_named(run, tmp_path):
         model.interpolate(cloud, cloud, t=[0.0, np.nan])
     with pytest.raises(ValueError, match="Got 1 coefficients for 2 clouds"):
         model.barycenter([cloud, cloud], coefficients=1.0)
+    with pytest.raises(ValueError, match="needs at least one cloud"):
+        model.barycenter(PointClouds.from_list([cloud]).subset(np.arange(0)))
     with pytest.raises(FileNotFoundError, match="is a file; give the run directory"):
         wormhole.load(model.workdir / "config.yaml")
 
@@ -195,6 +197,25 @@ def test_scripts_fail_with_a_clear_message(run, tmp_path, capsys, monkeypatch, n
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert re.search(message, err), err
+
+
+@pytest.mark.parametrize("name, args, message", [
+    ("barycenter", ["--split", "test", "--max-clouds", "0"],
+     "--max-clouds: must be at least 1, got 0"),
+    ("barycenter", ["--split", "test", "--max-clouds", "-2"], "must be at least 1, got -2"),
+    ("decode", ["--input", "e.npy", "--output", "d.npz", "--num-plot", "0"], "at least 1, got 0"),
+    ("evaluate", ["--interpolations", "-1"], "--interpolations: must be at least 0, got -1"),
+    ("search", ["--index-split", "train", "--query-split", "test", "--output", "n.json",
+                "--k", "two"], "--k: expected an integer, got 'two'"),
+])
+def test_counts_out_of_range_are_usage_errors_before_any_work(tmp_path, capsys, monkeypatch,
+                                                               name, args, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        _script(name)(["--checkpoint", str(tmp_path / "no-run"), *args])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_a_missing_run_exits_1_from_the_command_line(tmp_path, monkeypatch, capsys):

@@ -213,6 +213,8 @@ class Wormhole:
         ``coefficients`` weigh the clouds (non-negative, normalised to one); default equal.
         """
         emb = self.encode(clouds, weights)
+        if len(emb) == 0:
+            raise ValueError("A barycenter needs at least one cloud; got none.")
         if coefficients is None:
             coef = np.full(len(emb), 1.0 / len(emb))
         else:

@@ -18,6 +18,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from wormhole.extras import MissingExtra
+
 __all__ = ["DivergenceGuard", "MetricsWriter", "RunReport", "TrainingDiverged",
            "truncate_metrics"]
 
@@ -52,7 +54,7 @@ class MetricsWriter:
             try:
                 from tensorboardX import SummaryWriter
             except ImportError:
-                raise ImportError('train.tensorboard needs tensorboardX: pip install -e '
+                raise MissingExtra('train.tensorboard needs tensorboardX: pip install -e '
                                   '".[tensorboard]" (or pip install tensorboardX).') from None
             self._board = SummaryWriter(str(workdir / "tensorboard"))
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wormhole.data.padding import power_of_two_at_least
+from wormhole.extras import MissingExtra
 
 __all__ = ["BACKENDS", "BruteForce", "FaissHNSW", "make_backend"]
 
@@ -98,7 +99,7 @@ class FaissHNSW:
         try:
             import faiss
         except ImportError:
-            raise ImportError("The 'hnsw' search backend needs faiss: pip install -e "
+            raise MissingExtra("The 'hnsw' search backend needs faiss: pip install -e "
                               "\".[ann]\" (or pip install faiss-cpu).") from None
         self._faiss = faiss
         self.size = len(embeddings)

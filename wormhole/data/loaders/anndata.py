@@ -35,6 +35,7 @@ import numpy as np
 
 from wormhole.data.clouds import PointClouds
 from wormhole.data.gathered import PADDING, GatheredPoints
+from wormhole.extras import MissingExtra
 
 __all__ = ["MODES", "anndata_clouds", "cell_table", "load_anndata", "niche_index",
            "read_anndata"]
@@ -51,7 +52,7 @@ def read_anndata(path: str | Path):
         try:
             import scanpy
         except ImportError:
-            raise ImportError(f"data.path '{text}' needs scanpy: {_INSTALL}.") from None
+            raise MissingExtra(f"data.path '{text}' needs scanpy: {_INSTALL}.") from None
         name = text.split(":", 1)[1]
         maker = getattr(scanpy.datasets, name, None)
         if maker is None or name.startswith("_"):
@@ -62,7 +63,7 @@ def read_anndata(path: str | Path):
     try:
         import anndata
     except ImportError:
-        raise ImportError(f"Reading '{text}' needs anndata: {_INSTALL}.") from None
+        raise MissingExtra(f"Reading '{text}' needs anndata: {_INSTALL}.") from None
     file = Path(text).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"No AnnData file at '{text}' (data.path); expected an .h5ad "
