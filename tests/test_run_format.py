@@ -175,6 +175,15 @@ def test_a_fit_refused_before_training_leaves_no_run_behind(tmp_path):
         wormhole.fit(clouds, labels=labels, test_clouds=test_clouds,
                      config=tiny(tmp_path / "runs" / "fit"), progress=False)
     assert not (tmp_path / "runs").exists()
+    # Labels the run cannot store are named by their argument, before anything is written.
+    for bad, message in (({"labels": [-1] + [0] * 19}, "labels: cloud 0 has label -1"),
+                         ({"labels": [0.5] * 20}, "labels: cloud 0 has label 0.5"),
+                         ({"labels": labels, "test_clouds": test_clouds,
+                           "test_labels": [0, 1, 2, 3, 4, -5]},
+                          "test_labels: cloud 5 has label -5")):
+        with pytest.raises(ValueError, match=message):
+            wormhole.fit(clouds, config=tiny(tmp_path / "runs" / "fit"), progress=False, **bad)
+        assert not (tmp_path / "runs").exists()
 
 
 def test_a_fit_that_failed_before_any_checkpoint_does_not_keep_its_clouds(tmp_path):

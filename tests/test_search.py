@@ -138,6 +138,18 @@ def test_saved_index_loads_with_its_run_and_refuses_another_model(run, tmp_path)
         load_index(path, other)
     with pytest.raises(FileNotFoundError, match="No search index"):
         load_index(tmp_path)
+    # Labels given as names come back as names; a label the run format cannot hold is
+    # refused when the index is made, not when it is loaded.
+    points, weights = collection.subset(slice(0, 10)).to_list()
+    names = np.array(["even", "odd"])[np.arange(10) % 2]
+    named = model.index(points, weights, labels=names)
+    path = named.save(tmp_path / "named")
+    again = load_index(path).search(points[:2], weights[:2], k=2, rerank=0)
+    np.testing.assert_array_equal(again.labels, named.search(points[:2], weights[:2], k=2,
+                                                             rerank=0).labels)
+    assert again.labels.dtype.kind == "U"
+    with pytest.raises(ValueError, match="labels: cloud 1 has label -1"):
+        model.index(points, weights, labels=[0, -1] * 5)
 
 
 def test_bad_search_arguments_are_named(run):

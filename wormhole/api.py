@@ -126,8 +126,8 @@ def fit(clouds, weights=None, labels=None, test_clouds=None, test_weights=None,
                              "arguments; the test split is data.test_fraction.")
         return _fit_anndata(clouds, resolved, progress)
     train_set = as_point_clouds(clouds, weights, labels)
-    test_set = None if test_clouds is None else as_point_clouds(test_clouds, test_weights,
-                                                                test_labels)
+    test_set = None if test_clouds is None else as_point_clouds(
+        test_clouds, test_weights, test_labels, labels_name="test_labels")
     train_part, test_part = select_splits(train_set, resolved.data, test_set)
     data_file = resolved.workdir.expanduser().resolve() / "data" / "clouds.npz"
     run_config = resolve_config(resolved, {

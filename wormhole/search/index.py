@@ -14,6 +14,7 @@ lower bounds (:mod:`.bounds`, :mod:`.certified`) until no unsolved cloud can be 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import shutil
@@ -279,6 +280,16 @@ def _padded_to_bucket(clouds: PointClouds) -> PointClouds:
     return clouds.pad_to(min(clouds.length, length)).pad_to(length)
 
 
+def _with_saved_label_names(clouds: PointClouds, file: Path) -> PointClouds:
+    """Labels given as strings come back as those strings (the loader numbers them)."""
+    with np.load(file, allow_pickle=False) as saved:
+        named = "labels" in saved.files and saved["labels"].dtype.kind == "U"
+    if not named:
+        return clouds
+    return dataclasses.replace(clouds, labels=np.asarray(clouds.label_names)[clouds.labels],
+                               label_names=None)
+
+
 def load_index(path: str | Path, model=None, backend: str | None = None) -> CloudIndex:
     """Read an index written by :meth:`CloudIndex.save`.
 
@@ -302,7 +313,8 @@ def load_index(path: str | Path, model=None, backend: str | None = None) -> Clou
         raise ValueError(f"{path / _META}: unknown index format {meta.get('format')!r}.")
     if model is None:
         model = load(meta["run"], meta["step"])
-    clouds = load_files(str(path / "clouds.npz"))
+    clouds = _with_saved_label_names(load_files(str(path / "clouds.npz")),
+                                     path / "clouds.npz")
     embeddings = np.load(path / "embeddings.npy", allow_pickle=False)
     sample = np.arange(min(_CHECKED_CLOUDS, len(clouds)))
     again = model.encode(clouds.subset(sample))
