@@ -201,3 +201,28 @@ def test_a_fit_that_failed_before_any_checkpoint_does_not_keep_its_clouds(tmp_pa
     np.testing.assert_allclose(sum(np.abs(c).sum() for c in kept),
                                sum(np.abs(c).sum() for c in clouds),
                                rtol=1e-5)
+
+
+def test_a_relative_data_path_is_saved_absolute_and_resumes_by_either_spelling(
+        tmp_path, monkeypatch):
+    clouds, labels = _gaussian_clouds(2, 30)
+    from wormhole.data.loaders.files import save_clouds_npz
+
+    save_clouds_npz(tmp_path / "mine.npz", wormhole.PointClouds.from_list(clouds, labels=labels))
+    monkeypatch.chdir(tmp_path)
+    data = {"name": "files", "path": "mine.npz", "max_clouds": None}
+    train_and_evaluate(tiny("run", data=data, train={"steps": 2}), progress=False)
+    saved = wormhole.load_config(tmp_path / "run" / "config.yaml")
+    assert saved.data.path == str(tmp_path / "mine.npz")
+    # From another directory the run reads its clouds, and resumes with the absolute path.
+    monkeypatch.chdir(tmp_path.parent)
+    config = wormhole.load(tmp_path / "run").config
+    assert sum(len(run_split(config, split)) for split in ("train", "test")) == 30
+    absolute = {**data, "path": str(tmp_path / "mine.npz")}
+    train_and_evaluate(tiny(tmp_path / "run", data=absolute, train={"steps": 3}),
+                       progress=False)
+    # Another file is still another file.
+    save_clouds_npz(tmp_path / "other.npz", wormhole.PointClouds.from_list(clouds))
+    with pytest.raises(ConfigError, match=r"data\.path="):
+        train_and_evaluate(tiny(tmp_path / "run", data={**data, "path": str(
+            tmp_path / "other.npz")}, train={"steps": 4}), progress=False)

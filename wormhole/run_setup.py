@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,26 @@ def resolve_model_spec(config: Config, train: PointClouds,
     return ModelSpec(train.dim, points, low, high, factor)
 
 
+def with_absolute_data_path(config: Config) -> Config:
+    """``config`` with an existing ``data.path`` made absolute (against the current
+    directory), so that the run's saved config reads the same files from any directory.
+    A path that names no file (``scanpy:NAME``, a loader's own spelling) is kept as given."""
+    path = config.data.path
+    if not path or not Path(path).expanduser().exists():
+        return config
+    return replace(config, data=replace(config.data, path=str(Path(path).expanduser().resolve())))
+
+
+def _same_setting(key: str, old, new) -> bool:
+    """Equal values; for ``data.path``, also two spellings of the same existing file."""
+    if old == new:
+        return True
+    if key != "data.path" or not (old and new):
+        return False
+    first, second = Path(old).expanduser(), Path(new).expanduser()
+    return first.exists() and second.exists() and first.resolve() == second.resolve()
+
+
 def check_resume(stored: RunMeta, config: Config, record: DataRecord, workdir: Path,
                  normalization: Normalization | None = None) -> None:
     """Refuse to resume when what defines the network, its targets or its data changed.
@@ -107,7 +128,7 @@ def check_resume(stored: RunMeta, config: Config, record: DataRecord, workdir: P
     for section in RUN_SECTIONS:
         for key, value in current[section].items():
             old = stored.config.get(section, {}).get(key, defaults[section][key])
-            if old != value:
+            if not _same_setting(f"{section}.{key}", old, value):
                 raise ConfigError(
                     f"{workdir} holds a run with {section}.{key}={old!r}, but this config has "
                     f"{value!r}. Resume with the same {section} settings, or start a new run "

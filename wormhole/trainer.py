@@ -60,6 +60,7 @@ from wormhole.run_setup import (
     data_record,
     resolve_cost_scale,
     resolve_model_spec,
+    with_absolute_data_path,
 )
 
 __all__ = [
@@ -376,6 +377,7 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
     primary = jax.process_index() == 0
     workdir = config.workdir.expanduser().resolve()
     dataset = dataset if dataset is not None else load_dataset(config.data)
+    config = with_absolute_data_path(config)  # the saved run reads it from any directory
     train = dataset.train
     if len(train) < cfg.batch_size:
         raise ConfigError(f"train.batch_size ({cfg.batch_size}) is larger than the "
