@@ -300,3 +300,10 @@ def test_unknown_loader_name_suggests_the_closest():
         get_loader("mnsit")
     with pytest.raises(ConfigError, match="data.name"):
         config_from_dict({"data": {"name": "mnsit"}})
+
+
+@pytest.mark.parametrize("value, hint", [("s2", "S2"), ("gs", "GS"), ("W3", "W2")])
+def test_a_choice_in_the_wrong_case_is_pointed_at_its_own_spelling(value, hint):
+    # difflib alone found 'W2' for 's2': same letters in another case come first.
+    with pytest.raises(ConfigError, match=f"Did you mean '{hint}'"):
+        config_from_dict({"ot": {"kind": value}})

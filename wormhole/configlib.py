@@ -42,7 +42,9 @@ def option(default: Any = dataclasses.MISSING, *, choices=None, min=None, max=No
 
 def did_you_mean(key: str, valid) -> str:
     """A " Did you mean 'x'?" hint for a mistyped ``key`` among ``valid`` (or "")."""
-    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    valid = list(valid)
+    same_letters = [v for v in valid if isinstance(v, str) and v.lower() == str(key).lower()]
+    match = same_letters or difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
