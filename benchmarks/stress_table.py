@@ -1,4 +1,4 @@
-"""The Wormhole paper's Table 2: how close a trained embedding comes to the best possible.
+r"""The Wormhole paper's Table 2: how close a trained embedding comes to the best possible.
 
     python benchmarks/stress_table.py --mnist-dir /work/shared/data/mnist [--mnist-run RUN] \
         [--in-sample-steps 1000]

@@ -1,4 +1,4 @@
-"""The barycenter of point clouds, decoded from their mean embedding.
+r"""The barycenter of point clouds, decoded from their mean embedding.
 
     python scripts/barycenter.py --checkpoint runs/digits --split train --label 3
     python scripts/barycenter.py --checkpoint runs/digits --input clouds.npz \

@@ -1,4 +1,4 @@
-"""Decode embeddings to point clouds with a trained run.
+r"""Decode embeddings to point clouds with a trained run.
 
     python scripts/decode.py --checkpoint runs/digits --input emb.npy --output clouds.npz
     python scripts/decode.py --checkpoint runs/digits --input emb.npz --output clouds.npz \

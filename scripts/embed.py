@@ -1,4 +1,4 @@
-"""Embed point clouds with a trained run.
+r"""Embed point clouds with a trained run.
 
     python scripts/embed.py --checkpoint runs/digits --input clouds.npz --output emb.npy
     python scripts/embed.py --checkpoint runs/digits --split test --output test_emb.npz

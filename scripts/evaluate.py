@@ -1,4 +1,4 @@
-"""Evaluate a trained run: agreement with ground-truth OT, 1-NN accuracy, stress bounds,
+r"""Evaluate a trained run: agreement with ground-truth OT, 1-NN accuracy, stress bounds,
 reconstructions, class barycenters against ott-jax's, interpolations.
 
     python scripts/evaluate.py --checkpoint runs/digits

@@ -1,4 +1,4 @@
-"""Find each query cloud's nearest clouds under OT with a trained run.
+r"""Find each query cloud's nearest clouds under OT with a trained run.
 
     python scripts/search.py --checkpoint runs/mnist --index-split train --query-split test \
         --k 10 --rerank 100 --output neighbours.json --plot neighbours.png

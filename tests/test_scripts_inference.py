@@ -297,3 +297,12 @@ def test_k_nn_labels_by_exact_ot_match_pots_nearest_training_cloud(run, tmp_path
                                                     model.encode(train)[None]))
     by_embedding = np.mean(train.labels[embedded.argmin(1)] == test.labels)
     assert found["knn_accuracy"]["1"]["embedding"] == pytest.approx(by_embedding)
+
+
+def test_the_scripts_help_shows_their_examples_line_by_line(capsys):
+    # A backslash at a line's end in a docstring joined the example's two lines into one.
+    for name in ("barycenter", "decode", "embed", "evaluate", "search"):
+        with pytest.raises(SystemExit):
+            _script(name)(["--help"])
+        text = capsys.readouterr().out
+        assert any(line.rstrip().endswith("\\") for line in text.splitlines()), name

@@ -159,6 +159,8 @@ def test_bad_search_arguments_are_named(run):
         index.search(queries, k=13)
     with pytest.raises(ValueError, match="smaller than k"):
         index.search(queries, k=10, rerank=5)
+    with pytest.raises(ValueError, match="rerank must be 0 or at least k, got -1"):
+        index.search(queries, k=2, rerank=-1)
     with pytest.raises(ValueError, match="positive integer"):
         index.search(queries, k=0)
     with pytest.raises(ValueError, match="3-D.*expects 2-D"):

@@ -223,11 +223,11 @@ class CloudIndex:
             raise ValueError(f"k must be a positive integer, got {k!r}.")
         if k > len(self):
             raise ValueError(f"k={k} is larger than the collection ({len(self)} clouds).")
+        if rerank < 0:
+            raise ValueError(f"rerank must be 0 or at least k, got {rerank}.")
         if rerank and rerank < k:
             raise ValueError(f"rerank={rerank} is smaller than k={k}: re-rank at least k "
                              f"candidates, or pass rerank=0 for embedding neighbours alone.")
-        if rerank < 0:
-            raise ValueError(f"rerank must be 0 or at least k, got {rerank}.")
         if units not in ("target", "original"):
             raise ValueError(f"units must be 'target' or 'original', got {units!r}.")
 
