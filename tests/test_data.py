@@ -51,6 +51,8 @@ BAD_INPUTS = {
                                                GOOD[2])), None, "cloud 2: point 1 has a NaN"),
     "infinite coordinate": (_with(GOOD, 4, np.full((3, 2), np.inf)), None,
                             "cloud 4: point 0 has a NaN or infinite"),
+    "float64 beyond float32": (_with(GOOD, 4, np.array([[0.0, 1e39]])), None,
+                               "cloud 4: point 0 has a coordinate beyond float32's range"),
     "empty cloud": (_with(GOOD, 1, np.zeros((0, 2))), None, "cloud 1 is empty"),
     "other dimension": (_with(GOOD, 3, np.zeros((4, 3))), None, "cloud 3 has dimension 3"),
     "1-D cloud": (_with(GOOD, 2, np.zeros(5)), None, "cloud 2: expected shape"),

@@ -44,7 +44,9 @@ def validate_clouds(clouds: Sequence, weights: Sequence | None = None,
         x = np.asarray(cloud)
         if x.dtype == object or not np.issubdtype(x.dtype, np.number):
             raise ValueError(f"{what} {i}: coordinates must be numbers, got dtype {x.dtype}.")
-        x = x.astype(np.float32)
+        given = x
+        with np.errstate(over="ignore"):
+            x = x.astype(np.float32)
         if x.ndim == 1:
             raise ValueError(f"{what} {i}: expected shape [points, dim], got {x.shape}; "
                              f"reshape 1-D samples to [n, 1].")
@@ -59,6 +61,9 @@ def validate_clouds(clouds: Sequence, weights: Sequence | None = None,
                              f"dimension {dim}; all {what}s must share one dimension.")
         if not np.all(np.isfinite(x)):
             bad = int(np.argwhere(~np.isfinite(x))[0, 0])
+            if np.all(np.isfinite(given[bad])):
+                raise ValueError(f"{what} {i}: point {bad} has a coordinate beyond float32's "
+                                 f"range (|x| > 3.4e38); rescale the clouds.")
             raise ValueError(f"{what} {i}: point {bad} has a NaN or infinite coordinate.")
         if weights is None:
             w = np.full(x.shape[0], 1.0 / x.shape[0], np.float32)
