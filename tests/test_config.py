@@ -230,6 +230,10 @@ def test_missing_config_lists_where_it_looked_and_what_exists(tmp_path, monkeypa
 @pytest.mark.parametrize("text, message", [
     ("train: [unclosed", "not valid YAML"),
     ("- a\n- b\n", "top level must be a mapping"),
+    # PyYAML keeps the last of two equal keys: the first section would vanish silently.
+    ("train:\n  steps: 5\nmodel:\n  width: 8\ntrain:\n  batch_size: 4\n",
+     "found the key 'train' twice"),
+    ("train:\n  steps: 5\n  steps: 6\n", "found the key 'steps' twice"),
 ])
 def test_malformed_yaml_file_is_named(tmp_path, text, message):
     path = tmp_path / "bad.yaml"

@@ -338,11 +338,27 @@ def resolve_config_path(path: str | Path) -> Path:
                             f"and in {CONFIG_DIR}). Available: {', '.join(available)}.")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the
+    last silently, so a second ``train:`` section would drop the whole first one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found the key {key!r} twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> tuple[Path, dict]:
     """The resolved path (see :func:`resolve_config_path`) and its top-level mapping."""
     resolved = resolve_config_path(path)
     try:
-        raw = yaml.safe_load(resolved.read_text()) or {}
+        raw = yaml.load(resolved.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{resolved}: not valid YAML: {err}") from err
     if not isinstance(raw, dict):
