@@ -206,5 +206,34 @@ def test_mean_split_decoder_adds_the_mean_back():
 def test_specs_of_runs_written_before_the_mean_split_load_without_it():
     old = {"data_dim": 2, "decoder_points": 8, "low": [0, 0], "high": [1, 1]}
     assert ModelSpec.from_dict(old).mean_scale is None
+    assert ModelSpec.from_dict(old).centre is False  # nor centred, as they were trained
     spec = ModelSpec(2, 8, (0.0, 0.0), (1.0, 1.0), 4.0)
     assert ModelSpec.from_dict(spec.to_dict()) == spec
+    spec = ModelSpec(3, 0, None, None, None, True)
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize("kind, cost, centred", [
+    ("GW", None, True), ("GS", "euclidean", True), ("GW", "cosine", False),
+    ("S2", None, False), ("W2", None, False)])
+def test_gw_runs_with_a_shift_invariant_cost_embed_a_moved_cloud_as_the_cloud(kind, cost,
+                                                                             centred):
+    # GW and GS compare the clouds' internal costs, which moving a cloud does not change
+    # under a cost of x - y: the embedding may not change either.
+    from wormhole.config import config_from_dict
+    from wormhole.data import PointClouds
+    from wormhole.run_setup import resolve_model_spec
+
+    rng = np.random.default_rng(0)
+    clouds = [rng.normal(size=(n, 3)) + rng.normal(size=3) for n in (5, 7, 4)]
+    train = PointClouds.from_list(clouds, [rng.uniform(0.1, 1.0, len(c)) for c in clouds])
+    config = config_from_dict({"ot": {"kind": kind, "cost": cost},
+                               "model": {**SMALL, "decoder_layers": 0}})
+    spec = resolve_model_spec(config, train, cost_scale=1.0)
+    assert spec.centre is centred
+    model = build_model(config.model, spec)
+    x, w = jnp.asarray(train.points), jnp.asarray(train.weights)  # padded with zero weight
+    params = model.init(jax.random.PRNGKey(0), x, w)["params"]
+    moved = jnp.where(w[..., None] > 0, x + jnp.array([3.0, -1.0, 0.5]), x)
+    change = np.abs(_encode(model, params, moved, w) - _encode(model, params, x, w)).max()
+    assert change < 1e-5 if centred else change > 1e-3

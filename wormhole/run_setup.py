@@ -18,6 +18,7 @@ from wormhole.config import Config, ConfigError, config_from_dict, config_to_dic
 from wormhole.data import Dataset, Normalization, PointClouds
 from wormhole.models import ModelSpec, mean_scale
 from wormhole.ot import estimate_cost_scale, get_kind
+from wormhole.ot.costs import lookup_cost
 
 __all__ = ["RUN_SECTIONS", "check_resume", "data_fingerprint", "data_record",
            "resolve_cost_scale", "resolve_model_spec"]
@@ -70,7 +71,8 @@ def resolve_cost_scale(config: Config, train: PointClouds) -> float:
 
 def resolve_model_spec(config: Config, train: PointClouds,
                        cost_scale: float | None = None) -> ModelSpec:
-    """Data-dependent model facts: dimension, decoder size, decoder output box, mean factor.
+    """Data-dependent model facts: dimension, decoder size, decoder output box, mean factor
+    and whether each cloud is centred before encoding (:func:`centres_clouds`).
 
     GW embeddings are defined up to rigid motions, so their decoder gets no output box.
     ``cost_scale`` (the run's, estimated when ``None``) sets the mean factor of
@@ -92,7 +94,18 @@ def resolve_model_spec(config: Config, train: PointClouds,
                               f"exceed the data dimension ({train.dim}), which the means take.")
         scale = resolve_cost_scale(config, train) if cost_scale is None else cost_scale
         factor = mean_scale(config.model.emb_dim, scale)
-    return ModelSpec(train.dim, points, low, high, factor)
+    return ModelSpec(train.dim, points, low, high, factor, centres_clouds(config))
+
+
+def centres_clouds(config: Config) -> bool:
+    """Whether the run encodes each cloud moved to its weighted mean: GW and GS targets with a
+    shift-invariant named cost do not change when a cloud moves, so neither may the
+    embedding (a custom cost may depend on where the points are: not centred)."""
+    if not get_kind(config.ot.kind).quadratic:
+        return False
+    cost = config.ot.cost or get_kind(config.ot.kind).default_cost
+    entry = lookup_cost(cost) if isinstance(cost, str) else None
+    return entry is not None and entry.shift_invariant
 
 
 def with_absolute_data_path(config: Config) -> Config:

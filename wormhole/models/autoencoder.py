@@ -29,6 +29,9 @@ class ModelSpec:
     high: tuple[float, ...] | None = None
     # model.mean_split: the factor on each cloud's mean in the embedding (None: no split).
     mean_scale: float | None = None
+    # Encode each cloud moved to its weighted mean (GW and GS with a shift-invariant cost,
+    # whose targets ignore where a cloud sits); False in runs written before it existed.
+    centre: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,7 +48,8 @@ class ModelSpec:
             return None if v is None else tuple(float(x) for x in v)
         scale = data.get("mean_scale")  # absent from runs written before model.mean_split
         return cls(int(data["data_dim"]), int(data["decoder_points"]), as_tuple(data["low"]),
-                   as_tuple(data["high"]), None if scale is None else float(scale))
+                   as_tuple(data["high"]), None if scale is None else float(scale),
+                   bool(data.get("centre", False)))
 
 
 def embedding_distance(e1: jnp.ndarray, e2: jnp.ndarray, kind: str = "mse") -> jnp.ndarray:
@@ -118,6 +122,9 @@ class WormholeModel(nn.Module):
     def encode(self, points: jnp.ndarray, weights: jnp.ndarray,
                deterministic: bool = True) -> jnp.ndarray:
         """``points [B, n, d]``, ``weights [B, n]`` -> embeddings ``[B, emb_dim]``."""
+        if self.spec.centre:
+            mean = weighted_mean(points, weights)
+            points = jnp.where(weights[..., None] > 0, points - mean[:, None], 0.0)
         if self.spec.mean_scale is None:
             return self.encoder(points, weights, deterministic)
         mean = weighted_mean(points, weights)

@@ -34,6 +34,8 @@ class NamedCost:
         when POT has none (the matrix is then computed by the ``CostFn`` itself).
       neural: usable by the neural OT estimators (a cost of two points with a gradient).
       aliases: other spellings accepted on input.
+      shift_invariant: a function of ``x - y`` alone, so that moving a cloud changes none of
+        its internal costs (GW and GS between clouds then ignore where each cloud sits).
     """
 
     name: str
@@ -41,16 +43,17 @@ class NamedCost:
     pot_metric: str | None
     neural: bool = True
     aliases: tuple[str, ...] = ()
+    shift_invariant: bool = True
 
 
 _ENTRIES = (
     NamedCost("sqeuclidean", costs.SqEuclidean, "sqeuclidean",
               aliases=("squared_euclidean",)),
     NamedCost("euclidean", costs.Euclidean, "euclidean"),
-    NamedCost("cosine", costs.Cosine, "cosine"),
+    NamedCost("cosine", costs.Cosine, "cosine", shift_invariant=False),
     NamedCost("l1", lambda: costs.PNormP(1.0), "cityblock",
               aliases=("cityblock", "manhattan", "pnormp1")),
-    NamedCost("neg_dot", costs.NegDotProduct, None),
+    NamedCost("neg_dot", costs.NegDotProduct, None, shift_invariant=False),
 )
 COSTS: dict[str, NamedCost] = {entry.name: entry for entry in _ENTRIES}
 _BY_SPELLING = {spelling: entry for entry in _ENTRIES
