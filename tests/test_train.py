@@ -271,6 +271,12 @@ def test_resume_with_a_different_model_is_refused(tmp_path, tiny_data):
         train_and_evaluate(tiny(tmp_path / "run", train={"steps": 2}), tiny_data,
                            progress=False)
     assert (tmp_path / "run" / "config.yaml").read_text() == saved
+    # More steps resume, but the decay is laid over the new length: said, with the jump.
+    with pytest.warns(UserWarning, match=r"train\.steps changed from 3 to 5: the cosine "
+                                         r"learning-rate schedule .* at step 3 the rate goes "
+                                         r"from [0-9.e-]+ to [0-9.e-]+"):
+        train_and_evaluate(tiny(tmp_path / "run", train={"steps": 5}), tiny_data,
+                           progress=False)
 
 
 def test_resume_check_counts_a_setting_missing_from_an_older_run_as_its_default(tmp_path):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -108,6 +108,20 @@ class TrainOutput:
 
 
 # --------------------------------------------------------------------------- pieces
+
+
+def warn_of_a_rebuilt_schedule(stored: RunMeta, cfg: TrainConfig, step: int) -> None:
+    """Warn when a resume changes ``train.steps``: the warm-up and decay are laid over the new
+    length, so the learning rate jumps where the run resumes."""
+    trained = stored.config.get("train", {}).get("steps", cfg.steps)
+    if trained == cfg.steps or cfg.schedule == "constant":
+        return
+    before = float(learning_rate_schedule(replace(cfg, steps=trained))(step))
+    after = float(learning_rate_schedule(cfg)(step))
+    warnings.warn(f"train.steps changed from {trained} to {cfg.steps}: the {cfg.schedule} "
+                  f"learning-rate schedule is laid over {cfg.steps} steps, so at step {step} "
+                  f"the rate goes from {before:.3g} to {after:.3g} instead of going on from "
+                  f"where the run stopped.", stacklevel=3)
 
 
 def learning_rate_schedule(cfg: TrainConfig) -> optax.Schedule:
@@ -456,6 +470,7 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
     if latest is not None:
         report.say(f"resuming from the checkpoint of step {latest} of {cfg.steps} "
                    f"({store.step_dir(latest)})")
+        warn_of_a_rebuilt_schedule(stored, cfg, latest)
     try:
         for step in range(start, cfg.steps):
             batch = device_batch(train, step, cfg.batch_size, cfg.seed, cfg.length_bucket,
