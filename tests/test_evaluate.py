@@ -307,6 +307,11 @@ def test_nearest_neighbor_accuracy_on_separated_and_mixed_classes():
     assert nearest_neighbor_accuracy(emb, 1 - labels, emb + 0.01, labels) == 0.0
     with pytest.raises(ValueError, match="labels of shape"):
         nearest_neighbor_accuracy(emb, labels[:5])
+    # Duplicates (the same cloud twice embeds twice alike): each is the other's neighbour,
+    # never its own, so the accuracy is how often the two copies' labels agree.
+    twice, twice_labels = np.repeat(emb, 2, axis=0), rng.integers(0, 5, 80)
+    assert nearest_neighbor_accuracy(twice, twice_labels) == pytest.approx(
+        np.mean(twice_labels[0::2] == twice_labels[1::2]))
 
 
 def test_knn_accuracies_vote_among_the_k_nearest_references():

@@ -139,8 +139,9 @@ def nearest_neighbor_hits(query, query_labels, reference=None,
     if reference is None:
         if len(query) < 2:
             raise ValueError("Leave-one-out nearest neighbours need at least two embeddings.")
-        # The closest point to each query is itself; take the second.
-        index = NearestNeighbors(n_neighbors=2).fit(query).kneighbors(query)[1][:, 1]
+        # Without X, sklearn leaves each point out by its index: an exact duplicate of a
+        # query (at distance 0) is its neighbour, the query itself never.
+        index = NearestNeighbors(n_neighbors=1).fit(query).kneighbors()[1][:, 0]
         return query_labels[index] == query_labels
     reference, reference_labels = _labelled(reference, reference_labels, "reference")
     index = NearestNeighbors(n_neighbors=1).fit(reference).kneighbors(query)[1][:, 0]
