@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     enable_compile_cache()
+    config = None
     try:
         config = resolve_config(args.config, args.set)
         print(f"run directory: {config.workdir}")
@@ -37,6 +38,11 @@ def main(argv=None) -> int:
             DamagedCheckpoint, MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        where = f"the run in {config.workdir}" if config is not None else "a run"
+        print(f"interrupted: {where} keeps its last checkpoint; run the same command again "
+              f"to resume from it", file=sys.stderr)
+        return 130
     print(f"trained {model} -> {model.workdir}")
     return 0
 

@@ -392,6 +392,23 @@ def test_too_large_batch_is_a_config_error(tmp_path, tiny_data):
                            progress=False)
 
 
+def test_an_interrupted_train_script_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script, "train", interrupted)  # Ctrl-C during training
+    assert script.main(["--set", f"train.workdir={tmp_path / 'run'}"]) == 130
+    err = capsys.readouterr().err
+    assert err == (f"interrupted: the run in {tmp_path / 'run'} keeps its last checkpoint; run "
+                   f"the same command again to resume from it\n")
+
+
 def test_train_script_runs_and_resumes(tmp_path):
     cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--config", "digits.yaml",
            "--no-progress", "--set", f"train.workdir={tmp_path / 'run'}",
