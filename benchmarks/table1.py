@@ -13,9 +13,9 @@ Each data set is trained from scratch by ``scripts/train.py`` with its shipped c
 then evaluated on its held-out clouds by ``wormhole.evaluate.evaluate_run``:
 
 - OT correlation: Pearson between the model's distance and the reference on ``--pairs``
-  random held-out pairs: exact W2^2 (POT) for the S2 runs on images, converged entropic GW
-  for the GW shapes and converged debiased entropic GW (GS) for the GS ones (neither has an
-  exact solver here);
+  random held-out pairs: exact W2^2 (POT) for the S2 runs on images, the GW objective of
+  ott-jax's converged entropic GW plan (an upper bound on GW) for the GW shapes and converged
+  debiased entropic GW (GS) for the GS ones (neither has an exact solver);
 - label accuracy: 1-NN and 10-NN label of each held-out cloud among ``--references``
   training clouds by the embedding, and a small classifier fit on those references'
   embeddings (``wormhole.evaluate.metrics.PROBE``); the paper does not say which
@@ -241,8 +241,9 @@ def report_lines(rows: list[dict], args) -> list[str]:
     return [
         f"OT correlation: Pearson of the model's distance against the reference on "
         f"{' / '.join(str(n) for n in pairs) or args.pairs} random held-out pairs (exact W2^2 "
-        "by POT for S2 runs; converged entropic GW for GW runs, converged debiased entropic "
-        "GW for GS runs). Label accuracy (the paper does not say which classifier it used): "
+        "by POT for S2 runs; for GW runs the GW objective of ott-jax's converged entropic GW "
+        "plan, an upper bound on GW; converged debiased entropic GW for GS runs). Label "
+        "accuracy (the paper does not say which classifier it used): "
         "1-NN of each held-out cloud among random training clouds (refs) by the embedding; "
         "10-NN: the majority of its 10 nearest among the same refs; probe: a "
         f"small classifier fit on the refs' embeddings ({probe_name}; a dash: the row was "
