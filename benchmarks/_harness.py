@@ -108,6 +108,10 @@ class Run:
     date: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     load_before: list[float] = field(default_factory=load_average)
     started: float = field(default_factory=time.perf_counter)
+    code: dict = field(default_factory=dict)  # the code version when the run started
+
+    def __post_init__(self):
+        self.code = self.code or code_version(self.watch)
 
     @classmethod
     def start(cls, script: str, argv: Sequence[str] | None = None,
@@ -118,9 +122,15 @@ class Run:
                    tuple(watch))
 
     def finish(self) -> dict:
-        """The provenance fields every result file carries (top-level JSON keys)."""
+        """The provenance fields every result file carries (top-level JSON keys).
+
+        The code is the version the run started with (a long run outlives commits); the
+        commit at the end is added as ``ended_at`` where it differs."""
+        code, now = dict(self.code), code_version(self.watch)
+        if now != self.code:
+            code["ended_at"] = now["commit"]
         return {"command": self.command, "date": self.date, "machine": describe_machine(),
-                "code": code_version(self.watch), "load_before": self.load_before,
+                "code": code, "load_before": self.load_before,
                 "load_after": load_average(), "wall_s": time.perf_counter() - self.started}
 
 
@@ -137,7 +147,9 @@ def provenance_lines(result: dict) -> list[str]:
     if code:
         changes = (f" with uncommitted changes to {', '.join(code['modified'])}"
                    if code.get("modified") else "")
-        parts.append(f"commit {code['commit']}{changes}")
+        ended = (f" (HEAD {code['ended_at']} when it ended)"
+                 if code.get("ended_at") not in (None, code["commit"]) else "")
+        parts.append(f"commit {code['commit']}{changes}{ended}")
     if m:
         parts.append(f"{m.get('cpu', '?')}, {m.get('cpus_usable', '?')} usable of "
                      f"{m.get('cpu_count', '?')} CPUs, jax {m.get('jax', '?')} "

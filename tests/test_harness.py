@@ -53,3 +53,19 @@ def test_scratch_runs_are_removed_unless_kept_even_when_the_benchmark_fails(tmp_
     with scratch_dir("bench_", tmp_path / "kept" / "runs") as kept:
         (kept / "run").mkdir()
     assert kept == tmp_path / "kept" / "runs" and (kept / "run").is_dir()
+
+
+def test_a_run_records_the_commit_it_started_with_and_the_one_it_ended_at(monkeypatch):
+    # A long benchmark outlives commits: the result names the code it started with.
+    import benchmarks._harness as harness
+
+    versions = iter([{"commit": "aaaaaaa", "modified": []},
+                     {"commit": "bbbbbbb", "modified": []}])
+    monkeypatch.setattr(harness, "code_version", lambda watch: next(versions))
+    result = harness.Run("python benchmarks/x.py").finish()
+    assert result["code"] == {"commit": "aaaaaaa", "modified": [], "ended_at": "bbbbbbb"}
+    assert "commit aaaaaaa (HEAD bbbbbbb when it ended)" in " ".join(
+        harness.provenance_lines(result))
+    monkeypatch.setattr(harness, "code_version", lambda watch: {"commit": "c", "modified": []})
+    assert harness.Run("python benchmarks/x.py").finish()["code"] == {"commit": "c",
+                                                                       "modified": []}
