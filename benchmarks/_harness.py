@@ -126,9 +126,9 @@ class Run:
 
         The code is the version the run started with (a long run outlives commits); the
         commit at the end is added as ``ended_at`` where it differs."""
-        code, now = dict(self.code), code_version(self.watch)
-        if now != self.code:
-            code["ended_at"] = now["commit"]
+        code, now = dict(self.code), code_version(self.watch)["commit"]
+        if now != code["commit"]:
+            code["ended_at"] = now
         return {"command": self.command, "date": self.date, "machine": describe_machine(),
                 "code": code, "load_before": self.load_before,
                 "load_after": load_average(), "wall_s": time.perf_counter() - self.started}
@@ -147,8 +147,7 @@ def provenance_lines(result: dict) -> list[str]:
     if code:
         changes = (f" with uncommitted changes to {', '.join(code['modified'])}"
                    if code.get("modified") else "")
-        ended = (f" (HEAD {code['ended_at']} when it ended)"
-                 if code.get("ended_at") not in (None, code["commit"]) else "")
+        ended = f" (HEAD {code['ended_at']} when it ended)" if code.get("ended_at") else ""
         parts.append(f"commit {code['commit']}{changes}{ended}")
     if m:
         parts.append(f"{m.get('cpu', '?')}, {m.get('cpus_usable', '?')} usable of "

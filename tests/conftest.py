@@ -33,6 +33,16 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
                                + " --xla_backend_optimization_level=1").strip()
 
 
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module, imported fresh (the scripts are no package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():

@@ -4,7 +4,6 @@ wormhole/data/gathered.py, wormhole/cells.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from types import SimpleNamespace
 
@@ -29,7 +28,7 @@ from wormhole.evaluate import nearest_neighbor_accuracy  # noqa: E402
 from wormhole.run_setup import resolve_cost_scale, resolve_model_spec  # noqa: E402
 from wormhole.trainer import sample_batch  # noqa: E402
 
-from .conftest import REPO  # noqa: E402
+from .conftest import load_script  # noqa: E402
 
 
 def _tissue(**kwargs):
@@ -321,9 +320,7 @@ def test_embed_script_writes_an_h5ad(trained, tmp_path):
                            num_niche_types=4, seed=5)
     new.obsm["xy"] = new.obsm.pop("spatial")
     new.write_h5ad(tmp_path / "new.h5ad")
-    spec = importlib.util.spec_from_file_location("embed_script", REPO / "scripts" / "embed.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("embed")
     base = ["--checkpoint", str(model.workdir), "--input", str(tmp_path / "new.h5ad"),
             "--output", str(tmp_path / "out.h5ad")]
     assert script.main(base) == 1  # no obsm['spatial'] in the new file
@@ -360,13 +357,8 @@ def test_a_missing_optional_package_is_an_error_line_not_a_traceback(tmp_path, m
                                                                     capsys):
     # pbmc_niches.yaml reads scanpy's bundled data set; without scanpy the script says what
     # to install and exits 1.
-    from .conftest import REPO
-
     monkeypatch.setitem(sys.modules, "scanpy", None)  # import scanpy fails
-    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--config", "pbmc_niches.yaml", "--no-progress",
+    assert load_script("train").main(["--config", "pbmc_niches.yaml", "--no-progress",
                         "--set", f"train.workdir={tmp_path / 'run'}"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: data.path 'scanpy:pbmc68k_reduced' needs scanpy: pip install")

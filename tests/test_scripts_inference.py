@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import runpy
@@ -17,14 +16,11 @@ from wormhole.data import PointClouds
 from wormhole.data.loaders.files import load_files, save_clouds_npz
 from wormhole.evaluate import evaluate_run, run_split
 
-from .conftest import REPO
+from .conftest import REPO, load_script
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(name).main
 
 
 @pytest.fixture(scope="module")

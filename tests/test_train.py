@@ -393,11 +393,9 @@ def test_too_large_batch_is_a_config_error(tmp_path, tiny_data):
 
 
 def test_an_interrupted_train_script_says_how_to_resume(tmp_path, monkeypatch, capsys):
-    import importlib.util
+    from .conftest import load_script
 
-    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train")
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
