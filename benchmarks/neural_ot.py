@@ -34,9 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
 import subprocess
 import sys
 import time
@@ -296,9 +293,15 @@ def write_report(report: dict, out: Path) -> None:
 
 
 def _run_header(part: dict) -> list[str]:
+    from benchmarks._harness import provenance_lines
+
+    if "date" in part:  # the harness's provenance (command, date, commit, machine, load)
+        return [*provenance_lines(part), ""]
+    # A part measured before this script recorded its date and commit.
     return [f"Command: `{part['command']}`", "",
             f"Machine: {part['machine']}. Load average at start / end: {part['load']} (the "
-            f"machine was shared; times are wall-clock). {part['minutes']:.1f} min.", ""]
+            f"machine was shared; times are wall-clock). {part['minutes']:.1f} min. (Measured "
+            "before this script recorded its date and commit.)", ""]
 
 
 def _neural_description(s: dict) -> str:
@@ -452,9 +455,8 @@ def main(argv=None) -> int:
         print(json.dumps(worker(args)))
         return 0
 
-    import jax
-    import ott
-
+    sys.path.insert(0, str(HERE.parent))
+    from benchmarks._harness import Run
     from wormhole.neural_ot.eot import RELIABLE_ESS
 
     json_path = args.out.with_suffix(".json")
@@ -466,22 +468,14 @@ def main(argv=None) -> int:
         report.update({k: v for k, v in kept.items()
                        if k in report and isinstance(v, dict) and "rows" in v})
     report["reliable_ess"] = RELIABLE_ESS
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, {jax.default_backend()} "
-               f"backend, jax {jax.__version__}, ott-jax {ott.__version__}")
-    command = "python " + " ".join(shlex.quote(a) for a in
-                                   ["benchmarks/neural_ot.py", *(argv or sys.argv[1:])])
     settings = {k: v for k, v in vars(args).items()
                 if k not in ("worker", "n", "dim", "epsilon", "out", "part")}
     for part, key, run in (("dims", "by_dimension", by_dimension), ("sizes", "by_size", by_size)):
         if args.part not in ("all", part):
             continue
-        start = time.perf_counter()
-        load_start = " ".join(f"{v:.1f}" for v in os.getloadavg())
+        provenance = Run.start(__file__, argv)
         rows = run(args)
-        report[key] = {"command": command, "machine": machine, "settings": settings,
-                       "load": f"{load_start} / "
-                               + " ".join(f"{v:.1f}" for v in os.getloadavg()),
-                       "minutes": (time.perf_counter() - start) / 60, "rows": rows}
+        report[key] = {**provenance.finish(), "settings": settings, "rows": rows}
     write_report(report, args.out)
     print(args.out.with_suffix(".md").read_text())
     return 0
