@@ -6,7 +6,6 @@ the network solves exactly the discrete problem ott-jax solves and the tolerance
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from wormhole.neural_ot.gaussian import (
 from wormhole.neural_ot.gw import _moment_influence, moment_term
 from wormhole.neural_ot.plan import EntropicPlan
 from wormhole.neural_ot.reference import gw_objective
+
+from .conftest import load_script
 
 SMALL_NET = NetworkConfig(width=128)
 FULL_BATCH = NeuralTrainConfig(steps=1500, batch_size=512, learning_rate=1e-2)
@@ -382,16 +383,8 @@ def test_shipped_configs_load():
     assert config.train.steps == 7 and config.problem.kind == "egw"
 
 
-def _script_main():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "neural_ot.py"
-    spec = importlib.util.spec_from_file_location("script_neural_ot", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def test_script_reports_bad_configs_and_writes_results(tmp_path, capsys):
-    main = _script_main()
+    main = load_script("neural_ot").main
 
     assert main(["--config", "neural_eot_gaussian", "--set", "problem.kind=sinkhorn"]) == 1
     err = capsys.readouterr().err

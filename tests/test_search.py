@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import sys
 
 import jax
 import numpy as np
@@ -18,7 +18,7 @@ from wormhole.inference import Wormhole
 from wormhole.search import BruteForce, load_index
 from wormhole.search import candidates as candidates_module
 
-from .conftest import REPO
+from .conftest import REPO, load_script
 
 
 @pytest.fixture(scope="module")
@@ -185,9 +185,7 @@ def test_hnsw_backend_finds_most_brute_force_neighbours():
 
 def test_search_script_writes_neighbours_and_a_picture(run, tmp_path, capsys):
     model, _, _ = run
-    spec = importlib.util.spec_from_file_location("search_script", REPO / "scripts" / "search.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("search")
     out, png, saved = tmp_path / "n.json", tmp_path / "n.png", tmp_path / "idx"
     code = script.main(["--checkpoint", str(model.workdir), "--index-split", "train",
                         "--query-split", "test", "--max-queries", "3", "--k", "4",
@@ -223,10 +221,9 @@ def test_search_script_writes_neighbours_and_a_picture(run, tmp_path, capsys):
 
 def test_search_benchmark_runs_end_to_end_on_a_small_run(run, tmp_path):
     model, _, _ = run
-    spec = importlib.util.spec_from_file_location("search_bench",
-                                                  REPO / "benchmarks" / "search.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    sys.path.insert(0, str(REPO))
+    from benchmarks import search as bench
+
     out = tmp_path / "search"
     code = bench.main(["--checkpoint", str(model.workdir), "--recall-clouds", "20",
                        "--reranks", "0", "12", "--engine-queries", "3", "--collection", "60",
@@ -271,8 +268,6 @@ def test_sketch_candidates_find_exact_neighbours_a_barely_trained_embedding_miss
 
 
 def test_sketch_candidates_benchmark_reports_recall_by_ranking(run, tmp_path):
-    import sys
-
     sys.path.insert(0, str(REPO))
     from benchmarks.sketch_candidates import main, recall_at
 
