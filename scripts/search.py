@@ -32,7 +32,7 @@ from wormhole.evaluate.plots import label_name, plot_clouds
 from wormhole.evaluate.splits import SPLITS, input_clouds
 from wormhole.extras import MissingExtra
 from wormhole.inference import load
-from wormhole.search import BACKENDS, load_index
+from wormhole.search import BACKENDS, check_index_target, load_index
 
 _PLOTTED_QUERIES = 6
 
@@ -94,6 +94,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     try:
+        if args.save_index:  # before any work: a save never replaces a run or other files
+            check_index_target(Path(args.save_index))
         model = load(args.checkpoint, args.step)
         start = time.perf_counter()
         index = _collection(model, args)

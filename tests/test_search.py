@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -148,6 +149,13 @@ def test_saved_index_loads_with_its_run_and_refuses_another_model(run, tmp_path)
     np.testing.assert_array_equal(again.labels, named.search(points[:2], weights[:2], k=2,
                                                              rerank=0).labels)
     assert again.labels.dtype.kind == "U"
+    # A save replaces an index saved before, never a run directory or other files.
+    assert named.save(path) == path and len(load_index(path)) == 10
+    run_files = sorted(p.name for p in Path(model.workdir).iterdir())
+    for target in (Path(model.workdir), path / "clouds.npz"):
+        with pytest.raises(ValueError, match="Cannot save the index to .*(other files|a file)"):
+            named.save(target)
+    assert sorted(p.name for p in Path(model.workdir).iterdir()) == run_files
     with pytest.raises(ValueError, match="labels: cloud 1 has label -1"):
         model.index(points, weights, labels=[0, -1] * 5)
 
@@ -217,6 +225,12 @@ def test_search_script_writes_neighbours_and_a_picture(run, tmp_path, capsys):
                         "--query-split", "test", "--k", "4", "--rerank", "2",
                         "--output", str(out)])
     assert code == 1 and "smaller than k" in capsys.readouterr().err
+    # --save-index over the run itself is refused before any work, and the run stays whole.
+    code = script.main(["--checkpoint", str(model.workdir), "--index-split", "train",
+                        "--query-split", "test", "--k", "4", "--rerank", "0",
+                        "--output", str(out), "--save-index", str(model.workdir)])
+    assert code == 1 and "holds other files" in capsys.readouterr().err
+    assert wormhole.load(model.workdir).step == model.step
 
 
 def test_search_benchmark_runs_end_to_end_on_a_small_run(run, tmp_path):

@@ -252,12 +252,15 @@ class CloudIndex:
         OT self terms and the run (directory and step) whose model embedded them.
 
         The directory is written beside its final name and moved into place, so an
-        interrupted save leaves no half-written index.
+        interrupted save leaves no half-written index. ``path`` must be new, an empty
+        directory or an index saved before (which is replaced); anything else is refused,
+        so a save never deletes a run directory or other files.
         """
         if self.model.workdir is None:
             raise ValueError("This model has no run directory, so a saved index could not "
                              "name it; save a model loaded with wormhole.load().")
         path = Path(path)
+        check_index_target(path)
         partial = path.with_name(path.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
@@ -272,6 +275,19 @@ class CloudIndex:
             shutil.rmtree(path)
         partial.rename(path)
         return path
+
+
+def check_index_target(path: Path) -> None:
+    """Refuse to save an index over anything but nothing, an empty directory or an index."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir():
+        raise ValueError(f"Cannot save the index to {path}: it is a file; name a new "
+                         "directory.")
+    if any(path.iterdir()) and not (path / _META).is_file():
+        raise ValueError(f"Cannot save the index to {path}: the directory holds other files "
+                         f"and no saved index ({_META}); saving would delete them. Name a new "
+                         "directory.")
 
 
 def _padded_to_bucket(clouds: PointClouds) -> PointClouds:
