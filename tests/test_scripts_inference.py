@@ -104,6 +104,33 @@ def test_bad_inference_arguments_are_named(run, tmp_path):
         model.barycenter(PointClouds.from_list([cloud]).subset(np.arange(0)))
     with pytest.raises(FileNotFoundError, match="is a file; give the run directory"):
         wormhole.load(model.workdir / "config.yaml")
+    for t in ([], [[0.0, 1.0]], "0.5"):
+        with pytest.raises(ValueError, match="t must be a number or a non-empty list"):
+            model.interpolate(cloud, cloud, t=t)
+    for step in (10.0, "10", True):
+        with pytest.raises(TypeError, match="step must be an integer checkpoint step"):
+            wormhole.load(model.workdir, step=step)
+    assert wormhole.load(model.workdir, step=np.int64(10)).step == 10
+
+
+def test_clouds_or_embeddings_that_overflow_the_network_are_named_not_nan(run):
+    # Finite but far outside the training range: the network's float32 overflows.
+    _, model, _ = run
+    cloud = np.random.default_rng(0).random((6, 2))
+    assert np.all(np.isfinite(model.encode([cloud, cloud * 1e20])))
+    for call in (lambda: model.encode([cloud, cloud * 1e25, cloud * 1e26]),
+                 lambda: model.distance([cloud, cloud], [cloud, cloud * 1e25]),
+                 lambda: model.index([cloud, cloud * 1e25, cloud])):
+        with pytest.raises(ValueError, match=r"cloud 1: its embedding is not finite"):
+            call()
+    with pytest.raises(ValueError, match=r"\(2 clouds in all\)"):
+        model.encode([cloud, cloud * 1e25, cloud * 1e26])
+    with pytest.raises(ValueError, match="Embedding 1 decodes to NaN or infinite points"):
+        model.decode(np.stack([np.zeros(8), np.full(8, 1e30)]))
+    # Coefficients whose sum overflows weigh the clouds as their ratios say.
+    clouds = [cloud, cloud + 1.0]
+    np.testing.assert_allclose(model.barycenter(clouds, coefficients=[1e308, 1e308]),
+                               model.barycenter(clouds), atol=1e-6)
 
 
 # --------------------------------------------------------------------------- scripts

@@ -97,9 +97,11 @@ class Wormhole:
             raise ValueError(f"max_points must be at least 1 (or None: every point), got "
                              f"{max_points}.")
         data = self.prepare(clouds, weights, max_points)
-        return encode_in_chunks(lambda x, a: self._encode(self.params, x, a), data.points,
-                                data.weights, data.sizes, self.config.model.emb_dim,
-                                batch_size, _BUCKET, mesh=encode_mesh())
+        emb = encode_in_chunks(lambda x, a: self._encode(self.params, x, a), data.points,
+                               data.weights, data.sizes, self.config.model.emb_dim,
+                               batch_size, _BUCKET, mesh=encode_mesh())
+        _check_finite_embeddings(emb, data)
+        return emb
 
     def embed_anndata(self, adata, key: str = "X_wormhole", options=None):
         """Embed an AnnData's niches (``adata.obsm[key]``, one row per cell) or samples
@@ -128,7 +130,14 @@ class Wormhole:
         self.spec.require_decoder()
         parts = [np.asarray(self._decode(self.params, emb[s:s + batch_size]))
                  for s in range(0, len(emb), batch_size)]
-        return np.asarray(self.normalization.invert(np.concatenate(parts)), np.float32)
+        decoded = np.asarray(self.normalization.invert(np.concatenate(parts)), np.float32)
+        bad = np.flatnonzero(~np.all(np.isfinite(decoded), axis=(1, 2)))
+        if len(bad):
+            raise ValueError(f"Embedding {bad[0]} decodes to NaN or infinite points: its "
+                             f"entries reach {np.abs(emb[bad[0]]).max():.3g}, beyond what "
+                             "the decoder can map (embeddings of clouds like the training "
+                             "ones lie far inside that).")
+        return decoded
 
     # ------------------------------------------------------------------ distances
 
@@ -221,15 +230,20 @@ class Wormhole:
             coef = np.atleast_1d(np.asarray(coefficients, np.float64))
             if coef.shape != (len(emb),):
                 raise ValueError(f"Got {len(coef)} coefficients for {len(emb)} clouds.")
-            if np.any(coef < 0) or coef.sum() <= 0 or not np.all(np.isfinite(coef)):
+            if np.any(coef < 0) or not np.any(coef > 0) or not np.all(np.isfinite(coef)):
                 raise ValueError("coefficients must be finite, non-negative and not all zero.")
+            coef = coef / coef.max()  # first: a sum of huge coefficients would overflow
             coef = coef / coef.sum()
         return self.decode((coef @ emb)[None])[0]
 
     def interpolate(self, cloud_a: np.ndarray, cloud_b: np.ndarray, t=None, weights_a=None,
                     weights_b=None) -> np.ndarray:
         """Decode ``(1 - t) E(a) + t E(b)`` for each ``t``: ``[len(t), decoder_points, d]``."""
-        t = np.linspace(0.0, 1.0, 8) if t is None else np.atleast_1d(np.asarray(t, np.float32))
+        t = np.linspace(0.0, 1.0, 8) if t is None else np.atleast_1d(np.asarray(t))
+        if t.dtype.kind not in "iuf" or t.ndim != 1 or not len(t):
+            raise ValueError("Interpolation times t must be a number or a non-empty list of "
+                             f"numbers, got {t.tolist()!r}.")
+        t = t.astype(np.float32)
         if not np.all(np.isfinite(t)):
             raise ValueError(f"Interpolation times t must be finite numbers, got {t.tolist()}.")
         wa = None if weights_a is None else [weights_a]
@@ -237,6 +251,21 @@ class Wormhole:
         ea = self.encode([np.asarray(cloud_a)], wa)[0]
         eb = self.encode([np.asarray(cloud_b)], wb)[0]
         return self.decode((1 - t)[:, None] * ea + t[:, None] * eb)
+
+
+def _check_finite_embeddings(emb: np.ndarray, data: PointClouds) -> None:
+    """Refuse, naming the cloud, an embedding that overflowed (coordinates far outside the
+    range of the training clouds, e.g. 1e25 where training saw units of 1)."""
+    bad = np.flatnonzero(~np.all(np.isfinite(emb), axis=1))
+    if not len(bad):
+        return
+    i = int(bad[0])
+    reach = float(np.abs(data.points[i][data.weights[i] > 0]).max())
+    others = f" ({len(bad)} clouds in all)" if len(bad) > 1 else ""
+    raise ValueError(f"cloud {i}: its embedding is not finite{others}. Its coordinates reach "
+                     f"{reach:.3g} after the run's normalisation (with the default 'minmax' "
+                     "the training clouds lie in [0, 1]): rescale it to the training data's "
+                     "units.")
 
 
 def from_meta(meta: RunMeta, params, workdir: Path | None = None,
@@ -259,8 +288,11 @@ def load(path: str | Path, step: int | None = None) -> Wormhole:
       DamagedCheckpoint: the checkpoint asked for is damaged (the message names the file),
         or every checkpoint of the run is.
     """
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer))):
+        raise TypeError(f"step must be an integer checkpoint step (or None: the newest), got "
+                        f"{step!r}.")
     directory, named = find_checkpoint_dir(path)
-    step = step if step is not None else named
+    step = int(step) if step is not None else named
     with CheckpointStore(directory, create=False) as store:
         if step is not None:
             state, meta = store.restore(step)

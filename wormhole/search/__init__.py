@@ -8,6 +8,6 @@ from wormhole.search.index import CloudIndex, SearchResult, check_index_target, 
 from wormhole.search.rerank import EngineReranker, exact_distances, exact_kind
 
 __all__ = ["BACKENDS", "BruteForce", "Certified", "CloudIndex", "EngineReranker", "FaissHNSW",
-           "SearchResult", "certified_nearest", "check_index_target", "dual_lower_bounds", "exact_distances",
-           "exact_kind", "frame_sketches", "load_index", "lower_bounds", "make_backend",
-           "random_frames"]
+           "SearchResult", "certified_nearest", "check_index_target", "dual_lower_bounds",
+           "exact_distances", "exact_kind", "frame_sketches", "load_index", "lower_bounds",
+           "make_backend", "random_frames"]
