@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     enable_compile_cache()
     try:
         model = load(args.checkpoint, args.step)
-        clouds = input_clouds(model.config, args.input, args.split or "train")
+        clouds = input_clouds(model.config, args.input, args.split or "train", model.data)
         name = "all clouds"
         if args.label is not None:
             if clouds.labels is None:

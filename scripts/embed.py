@@ -69,7 +69,7 @@ def main(argv=None) -> int:
         return 1
     try:
         model = load(args.checkpoint, args.step)
-        clouds = input_clouds(model.config, args.input, args.split)
+        clouds = input_clouds(model.config, args.input, args.split, model.data)
         parts = [model.encode(clouds.subset(slice(s, s + _CHUNK)), batch_size=args.batch_size,
                               max_points=args.max_points)
                  for s in tqdm(range(0, len(clouds), _CHUNK), desc="embedding", unit="chunk",

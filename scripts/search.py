@@ -40,7 +40,7 @@ _PLOTTED_QUERIES = 6
 def _collection(model, args):
     if args.index and (Path(args.index) / "index.json").is_file():
         return load_index(args.index, model, args.backend)
-    clouds = input_clouds(model.config, args.index, args.index_split)
+    clouds = input_clouds(model.config, args.index, args.index_split, model.data)
     return model.index(clouds, backend=args.backend or "brute")
 
 
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         index = _collection(model, args)
         build_s = time.perf_counter() - start
-        query_set = input_clouds(model.config, args.query, args.query_split)
+        query_set = input_clouds(model.config, args.query, args.query_split, model.data)
         if args.max_queries is not None:
             query_set = query_set.subset(slice(0, args.max_queries))
         start = time.perf_counter()

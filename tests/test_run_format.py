@@ -12,9 +12,12 @@ import pytest
 import wormhole
 from wormhole.checkpoint import DamagedCheckpoint, RunMeta
 from wormhole.config import ConfigError
+from wormhole.data import PointClouds
+from wormhole.data.loaders.files import save_clouds_npz
 from wormhole.evaluate.splits import run_split
 from wormhole.trainer import train_and_evaluate
 
+from .conftest import load_script
 from .test_train import _params_close, tiny
 
 
@@ -47,6 +50,35 @@ def test_a_fit_run_keeps_its_clouds_and_evaluation_reads_exactly_them(tmp_path):
                           barycenter_labels=[], interpolations=0, num_plot=0, plots=False,
                           progress=False)
     assert report["num_clouds"] == 12
+
+
+def test_a_moved_fit_run_reads_its_own_clouds_and_refuses_changed_ones(tmp_path, capsys):
+    clouds, labels = _gaussian_clouds(0, 30)
+    test_clouds, test_labels = _gaussian_clouds(1, 8)
+    wormhole.fit(clouds, labels=labels, test_clouds=test_clouds, test_labels=test_labels,
+                 config=tiny(tmp_path / "a"),
+                 overrides={"train.steps": 2}, progress=False)
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    model = wormhole.load(tmp_path / "b")
+    assert model.config.data.path == str((tmp_path / "b" / "data" / "clouds.npz").absolute())
+    held_out = run_split(model.config, "test", model.data)
+    np.testing.assert_allclose(held_out.cloud(3)[0], test_clouds[3], rtol=1e-6)
+    # A copy beside the original reads its own file, and other clouds there are refused.
+    shutil.copytree(tmp_path / "b", tmp_path / "c")
+    other, other_labels = _gaussian_clouds(5, 30)
+    save_clouds_npz(tmp_path / "c" / "data" / "clouds.npz", PointClouds.from_list(
+        other + test_clouds, labels=np.concatenate([other_labels, test_labels]),
+        metadata={"split": np.array(["train"] * 30 + ["test"] * 8)}))
+    copy = wormhole.load(tmp_path / "c")
+    with pytest.raises(ValueError, match=r"not those it was trained on: fingerprint "
+                                         r"[0-9a-f]{16} \(30 train / 8 test clouds\)"):
+        run_split(copy.config, "test", copy.data)
+    assert len(run_split(model.config, "all", model.data)) == 38  # the original is intact
+    embed = load_script("embed").main
+    assert embed(["--checkpoint", str(tmp_path / "c"), "--split", "test",
+                  "--output", str(tmp_path / "e.npy")]) == 1
+    assert "not those it was trained on" in capsys.readouterr().err
+    assert not (tmp_path / "e.npy").exists()
 
 
 def test_resuming_a_fit_run_with_other_clouds_is_refused_naming_both_fingerprints(tmp_path):

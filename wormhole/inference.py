@@ -8,13 +8,20 @@ on the way out, so users work in their own coordinate units throughout.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wormhole.checkpoint import CheckpointStore, DamagedCheckpoint, RunMeta, find_checkpoint_dir
+from wormhole.checkpoint import (
+    CheckpointStore,
+    DamagedCheckpoint,
+    DataRecord,
+    RunMeta,
+    find_checkpoint_dir,
+)
 from wormhole.config import Config, config_from_dict
 from wormhole.data import Normalization, PointClouds, subsample_clouds
 from wormhole.data.inputs import as_point_clouds
@@ -23,7 +30,7 @@ from wormhole.models.encoding import encode_in_chunks
 from wormhole.ot import get_kind
 from wormhole.parallel import encode_mesh, to_local
 
-__all__ = ["Wormhole", "from_meta", "load"]
+__all__ = ["Wormhole", "from_meta", "load", "relocated"]
 
 _BUCKET = 32  # encoder padding is cropped to a multiple of this
 
@@ -37,13 +44,16 @@ class Wormhole:
       params: the network parameters.
       normalization: the map from user coordinates to the model's.
       cost_scale: costs were divided by this when computing training targets.
+      data: what the run was trained on (its clouds' fingerprint), when known: the scripts'
+        ``--split`` reloads are checked against it.
     """
 
     def __init__(self, config: Config, spec: ModelSpec, params, normalization: Normalization,
-                 cost_scale: float, workdir: Path | None = None, step: int | None = None):
+                 cost_scale: float, workdir: Path | None = None, step: int | None = None,
+                 data: DataRecord | None = None):
         self.config, self.spec, self.params = config, spec, params
         self.normalization, self.cost_scale = normalization, float(cost_scale)
-        self.workdir, self.step = workdir, step
+        self.workdir, self.step, self.data = workdir, step, data
         self.model: WormholeModel = build_model(config.model, spec)
         self._encode = jax.jit(lambda p, x, a: self.model.apply(
             {"params": p}, x, a, method=WormholeModel.encode))
@@ -270,10 +280,44 @@ def _check_finite_embeddings(emb: np.ndarray, data: PointClouds) -> None:
 
 def from_meta(meta: RunMeta, params, workdir: Path | None = None,
               step: int | None = None) -> Wormhole:
-    """A :class:`Wormhole` from checkpoint metadata and parameters."""
-    return Wormhole(config_from_dict(meta.config), ModelSpec.from_dict(meta.model_spec),
-                    params, Normalization.from_dict(meta.normalization), meta.cost_scale,
-                    workdir, step)
+    """A :class:`Wormhole` from checkpoint metadata and parameters.
+
+    A run read from another directory than the one it was trained in (moved or copied)
+    reads the clouds it keeps inside itself (``fit``'s ``data/``) from there.
+    """
+    config = config_from_dict(meta.config)
+    if workdir is not None:
+        config = relocated(config, Path(workdir))
+    return Wormhole(config, ModelSpec.from_dict(meta.model_spec), params,
+                    Normalization.from_dict(meta.normalization), meta.cost_scale, workdir,
+                    step, meta.data)
+
+
+def relocated(config: Config, workdir: Path) -> Config:
+    """``config`` of a run read from ``workdir``: when that is not where it was trained, a
+    ``data.path`` inside the old run directory (``fit``'s copy of the clouds) points to the
+    same file in ``workdir``, and ``train.workdir`` is ``workdir``."""
+    old = Path(config.workdir).expanduser()
+    new = Path(workdir).expanduser().absolute()
+    if old.is_absolute() and old.resolve() == new.resolve():
+        return config
+    path = config.data.path and Path(config.data.path).expanduser()
+    inner = _path_inside(path, old) if path and path.is_absolute() else None
+    if inner is not None and (new / inner).resolve() == path.resolve():
+        return config  # trained here (a relative train.workdir)
+    data = config.data if inner is None else replace(config.data, path=str(new / inner))
+    return replace(config, data=data, train=replace(config.train, workdir=str(new)))
+
+
+def _path_inside(path: Path, directory: Path) -> Path | None:
+    """``path`` relative to ``directory`` (absolute, or relative: then any parent of
+    ``path`` ending in its parts), or ``None`` when it is not inside."""
+    for parent in path.parents:
+        inside = (parent in (directory, directory.resolve()) if directory.is_absolute()
+                  else parent.parts[-len(directory.parts):] == directory.parts)
+        if inside:
+            return path.relative_to(parent)
+    return None
 
 
 def load(path: str | Path, step: int | None = None) -> Wormhole:

@@ -457,7 +457,7 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
     start = time.perf_counter()
     model = run if isinstance(run, Wormhole) else load(run, step)
     config = model.config
-    clouds = run_split(config, split)
+    clouds = run_split(config, split, model.data)
     if len(clouds) < 2:
         raise ValueError(f"The {split} split has {len(clouds)} cloud; evaluation needs two.")
     bary_values = None if barycenter_labels is None else label_values(barycenter_labels, clouds)
@@ -478,7 +478,7 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
                       "cost_scale": model.cost_scale,
                       "units": "OT cost on normalised coordinates / cost_scale (target units)"})
     ev.pairs(num_pairs or config.eval.num_pairs, exact)
-    reference = run_split(config, "train") if split != "train" else None
+    reference = run_split(config, "train", model.data) if split != "train" else None
     ev.nearest_neighbors(reference, max_reference, label_probe)
     if neighbour_clouds:
         ev.neighbourhoods(neighbour_clouds, reference, neighbour_references)
