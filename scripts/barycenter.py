@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from wormhole.checkpoint import DamagedCheckpoint
-from wormhole.cli_args import integer_at_least
+from wormhole.cli_args import check_output_path, integer_at_least, positive_number
 from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.data import PointClouds
@@ -46,13 +46,16 @@ def main(argv=None) -> int:
                         help="output .npz (default: barycenter[_<label>].npz)")
     parser.add_argument("--reference", action="store_true",
                         help="compare with ott-jax's free-support barycenter")
-    parser.add_argument("--reference-epsilon", type=float, default=1e-2,
+    parser.add_argument("--reference-epsilon", type=positive_number, default=1e-2,
                         help="its entropic regularisation (normalised squared units)")
     parser.add_argument("--step", type=integer_at_least(0), default=None,
                         help="checkpoint step (default latest)")
     args = parser.parse_args(argv)
     enable_compile_cache()
+    suffix = "" if args.label is None else f"_{args.label}"
+    output = Path(args.output or f"barycenter{suffix}.npz")
     try:
+        check_output_path(output, (".npz",))
         model = load(args.checkpoint, args.step)
         clouds = input_clouds(model.config, args.input, args.split or "train", model.data)
         name = "all clouds"
@@ -76,15 +79,16 @@ def main(argv=None) -> int:
             MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    suffix = "" if args.label is None else f"_{args.label}"
-    output = Path(args.output or f"barycenter{suffix}.npz")
-    if output.suffix != ".npz":
-        output = output.with_suffix(".npz")
-    save_clouds_npz(output, PointClouds.from_list([barycenter]))
+    reference = output.with_name(output.stem + "_reference.npz")
+    try:
+        save_clouds_npz(output, PointClouds.from_list([barycenter]))
+        if args.reference:
+            save_clouds_npz(reference, PointClouds.from_list([result.reference]))
+    except OSError as err:
+        print(f"error: could not write {output}: {err}", file=sys.stderr)
+        return 1
     title = f"barycenter of {len(clouds)} clouds ({name})"
     if args.reference:
-        reference = output.with_name(output.stem + "_reference.npz")
-        save_clouds_npz(reference, PointClouds.from_list([result.reference]))
         picture = plot_clouds([barycenter, result.reference], output.with_suffix(".png"),
                               titles=["model", "ott-jax"], title=title,
                               colors=[MODEL_COLOR, REFERENCE_COLOR])

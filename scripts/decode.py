@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from wormhole.checkpoint import DamagedCheckpoint
-from wormhole.cli_args import integer_at_least
+from wormhole.cli_args import check_output_path, integer_at_least, picture_suffixes
 from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.data import PointClouds
@@ -57,22 +57,26 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     enable_compile_cache()
     output = Path(args.output)
-    if output.suffix != ".npz":
-        print(f"error: --output must be an .npz file, got '{output}'", file=sys.stderr)
-        return 1
     try:
+        check_output_path(output, (".npz",))
+        if args.plot:
+            check_output_path(args.plot, picture_suffixes(), "--plot")
         model = load(args.checkpoint, args.step)
         embeddings, extra = read_embeddings(Path(args.input))
         decoded = model.decode(embeddings)
+        labels = extra.get("labels")
+        names = extra.get("label_names")
+        clouds = PointClouds.from_list(list(decoded), labels=labels,
+                                       label_names=None if names is None else names.tolist())
     except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint,
             MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    labels = extra.get("labels")
-    names = extra.get("label_names")
-    clouds = PointClouds.from_list(list(decoded), labels=labels,
-                                   label_names=None if names is None else names.tolist())
-    save_clouds_npz(output, clouds)
+    try:
+        save_clouds_npz(output, clouds)
+    except OSError as err:
+        print(f"error: could not write {output}: {err}", file=sys.stderr)
+        return 1
     print(f"decoded {len(decoded)} clouds of {decoded.shape[1]} points -> {output}")
     if args.plot:
         from wormhole.evaluate.plots import plot_clouds

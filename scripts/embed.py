@@ -25,8 +25,9 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
+from wormhole.atomic import replaced_atomically, save_npy_atomically
 from wormhole.checkpoint import DamagedCheckpoint
-from wormhole.cli_args import integer_at_least
+from wormhole.cli_args import check_output_path, integer_at_least
 from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.evaluate.splits import SPLITS, input_clouds
@@ -64,10 +65,8 @@ def main(argv=None) -> int:
         print("error: --set changes AnnData loader options; it needs an .h5ad --input",
               file=sys.stderr)
         return 1
-    if output.suffix not in (".npy", ".npz"):
-        print(f"error: --output must end in .npy or .npz, got '{output}'", file=sys.stderr)
-        return 1
     try:
+        check_output_path(output, (".npy", ".npz"))
         model = load(args.checkpoint, args.step)
         clouds = input_clouds(model.config, args.input, args.split, model.data)
         parts = [model.encode(clouds.subset(slice(s, s + _CHUNK)), batch_size=args.batch_size,
@@ -79,14 +78,18 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     embeddings = np.concatenate(parts)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix == ".npy":
-        np.save(output, embeddings)
-    else:
-        extra = {} if clouds.labels is None else {"labels": clouds.labels}
-        if clouds.label_names is not None:
-            extra["label_names"] = np.array(clouds.label_names, dtype=str)
-        np.savez_compressed(output, embeddings=embeddings, **extra)
+    try:
+        if output.suffix == ".npy":
+            save_npy_atomically(output, embeddings)
+        else:
+            extra = {} if clouds.labels is None else {"labels": clouds.labels}
+            if clouds.label_names is not None:
+                extra["label_names"] = np.array(clouds.label_names, dtype=str)
+            with replaced_atomically(output) as temporary:
+                np.savez_compressed(temporary, embeddings=embeddings, **extra)
+    except OSError as err:
+        print(f"error: could not write {output}: {err}", file=sys.stderr)
+        return 1
     print(f"embedded {len(embeddings)} clouds -> {output} {embeddings.shape}")
     return 0
 
@@ -109,14 +112,19 @@ def _embed_h5ad(args, output: Path) -> int:
               file=sys.stderr)
         return 1
     try:
+        check_output_path(output, (".h5ad",))
         model = load(args.checkpoint, args.step)
         adata = model.embed_anndata(args.input, args.key, _options(args.set))
     except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint,
             MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    output.parent.mkdir(parents=True, exist_ok=True)
-    adata.write_h5ad(output)
+    try:
+        with replaced_atomically(output) as temporary:
+            adata.write_h5ad(temporary)
+    except OSError as err:
+        print(f"error: could not write {output}: {err}", file=sys.stderr)
+        return 1
     where = "uns" if args.key in adata.uns else "obsm"
     print(f"embedded {args.input} -> {output} {where}['{args.key}'] "
           f"{tuple(np.shape(adata.uns[args.key] if where == 'uns' else adata.obsm[args.key]))}")

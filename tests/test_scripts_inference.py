@@ -6,6 +6,7 @@ import json
 import re
 import runpy
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,6 +206,11 @@ def test_evaluate_script_prints_the_label_accuracies_of_its_report(run, tmp_path
     ("embed", ["--input", "{cube}", "--output", "e.npy"], "3-D, but this model expects 2-D"),
     ("decode", ["--input", "{wide}", "--output", "d.npz"], r"shape \[N, 8\]"),
     ("barycenter", ["--split", "test", "--label", "cat"], "Unknown label 'cat'"),
+    ("barycenter", ["--split", "test", "--output", "b.npy"], "--output must end in .npz"),
+    ("embed", ["--split", "test", "--output", "{folder}"], r"out\.npy is a directory"),
+    ("embed", ["--split", "test", "--output", "{cube}/e.npy"], r"cube\.npz is a file, not a"),
+    ("decode", ["--input", "{wide}", "--output", "d.npz", "--plot", "d.xyz"],
+     r"--plot must end in \.eps or .*\.png"),
     ("evaluate", ["--split", "test", "--barycenter-labels", "42", "--stress-clouds", "0",
                   "--num-pairs", "5", "--no-exact", "--no-plots", "--no-progress"],
      "No test cloud has label 42"),
@@ -215,17 +221,42 @@ def test_scripts_fail_with_a_clear_message(run, tmp_path, capsys, monkeypatch, n
     monkeypatch.chdir(tmp_path)
     save_clouds_npz(tmp_path / "cube.npz", PointClouds.from_list([np.zeros((4, 3))]))
     np.save(tmp_path / "wide.npy", np.zeros((2, 5)))
-    args = [a.format(cube=tmp_path / "cube.npz", wide=tmp_path / "wide.npy") for a in args]
+    (tmp_path / "out.npy").mkdir()
+    args = [a.format(cube=tmp_path / "cube.npz", wide=tmp_path / "wide.npy",
+                     folder=tmp_path / "out.npy") for a in args]
     assert _script(name)(["--checkpoint", str(workdir), *args]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert re.search(message, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cube.npz", "out.npy", "wide.npy"]
+
+
+def test_a_write_that_stops_short_keeps_the_earlier_output(run, tmp_path, capsys, monkeypatch):
+    # np.save can leave a short file without an error when the disk is full.
+    workdir, _, _ = run
+    output = tmp_path / "e.npy"
+    embed = _script("embed")
+    assert embed(["--checkpoint", str(workdir), "--split", "test", "--output", str(output)]) == 0
+    before = output.read_bytes()
+
+    def short_save(path, array):
+        Path(path).write_bytes(b"\x93NUMPY")
+
+    monkeypatch.setattr(np, "save", short_save)
+    assert embed(["--checkpoint", str(workdir), "--split", "train", "--output",
+                  str(output)]) == 1
+    err = capsys.readouterr().err
+    assert "could not write" in err and "stopped short" in err
+    assert output.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["e.npy"]  # no temporary file left
 
 
 @pytest.mark.parametrize("name, args, message", [
     ("barycenter", ["--split", "test", "--max-clouds", "0"],
      "--max-clouds: must be at least 1, got 0"),
     ("barycenter", ["--split", "test", "--max-clouds", "-2"], "must be at least 1, got -2"),
+    ("barycenter", ["--split", "test", "--reference", "--reference-epsilon", "-1"],
+     "--reference-epsilon: must be a finite number above 0, got -1"),
     ("decode", ["--input", "e.npy", "--output", "d.npz", "--num-plot", "0"], "at least 1, got 0"),
     ("evaluate", ["--interpolations", "-1"], "--interpolations: must be at least 0, got -1"),
     ("search", ["--index-split", "train", "--query-split", "test", "--output", "n.json",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 def integer_at_least(minimum: int) -> Callable[[str], int]:
@@ -21,3 +23,39 @@ def integer_at_least(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = f"integer >= {minimum}"
     return parse
+
+
+def positive_number(text: str) -> float:
+    """An ``argparse`` type: a finite number above zero (an epsilon, a scale), else a usage
+    error that says so."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def check_output_path(path: str | Path, suffixes: Sequence[str], flag: str = "--output"
+                      ) -> Path:
+    """``path`` as an output file ending in one of ``suffixes``, checked before any work:
+    not an existing directory, and not inside a path that is a file. Raises ValueError."""
+    path = Path(path)
+    if path.suffix not in suffixes:
+        raise ValueError(f"{flag} must end in {' or '.join(suffixes)}, got '{path}'")
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a directory; name a file in it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {path}: {parent} is a file, not a directory")
+            break
+    return path
+
+
+def picture_suffixes() -> tuple[str, ...]:
+    """The file types matplotlib can write (``.png``, ``.pdf``, ``.svg``, ...)."""
+    from matplotlib.figure import Figure
+
+    return tuple(f".{kind}" for kind in Figure().canvas.get_supported_filetypes())

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wormhole.atomic import replaced_atomically
 from wormhole.data.clouds import PointClouds, validate_clouds
 from wormhole.data.mapped import MappedPoints
 
@@ -365,6 +366,7 @@ def save_clouds_npz(path: str | Path, clouds: PointClouds) -> Path:
     """Write ``clouds`` as a ragged ``.npz`` file that :func:`load_files` reads back.
 
     Only real points are written (no padding); labels, label names and metadata are kept.
+    The file is replaced in one step (:func:`wormhole.atomic.replaced_atomically`).
 
     Raises:
       ValueError: if a metadata array holds Python objects (they cannot be saved unpickled).
@@ -383,7 +385,6 @@ def save_clouds_npz(path: str | Path, clouds: PointClouds) -> Path:
             raise ValueError(f"metadata '{key}' holds Python objects, which cannot be saved "
                              f"without pickling; convert it to numbers or strings.")
         arrays[f"metadata.{key}"] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
+    with replaced_atomically(path) as temporary, open(temporary, "wb") as f:
         np.savez_compressed(f, **arrays)
     return path
