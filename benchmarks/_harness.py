@@ -81,7 +81,8 @@ def load_average() -> list[float]:
 
 
 def code_version(watch: Sequence[str] = ("wormhole",)) -> dict:
-    """The commit measured and which of the ``watch`` paths had uncommitted changes."""
+    """The commit measured and which of the ``watch`` paths had uncommitted changes to code
+    (result files under ``benchmarks/results`` are not code and do not count)."""
 
     def git(*command: str) -> str:
         try:
@@ -91,7 +92,9 @@ def code_version(watch: Sequence[str] = ("wormhole",)) -> dict:
             return "?"
 
     return {"commit": git("rev-parse", "--short", "HEAD"),
-            "modified": [path for path in watch if git("status", "--porcelain", "--", path)]}
+            "modified": [path for path in watch
+                         if git("status", "--porcelain", "--", path,
+                                f":(exclude){RESULTS.relative_to(REPO)}")]}
 
 
 @dataclass

@@ -69,3 +69,25 @@ def test_a_run_records_the_commit_it_started_with_and_the_one_it_ended_at(monkey
     monkeypatch.setattr(harness, "code_version", lambda watch: {"commit": "c", "modified": []})
     assert harness.Run("python benchmarks/x.py").finish()["code"] == {"commit": "c",
                                                                        "modified": []}
+
+
+def test_changed_result_files_are_not_reported_as_changed_code(tmp_path, monkeypatch):
+    import subprocess
+
+    from benchmarks import _harness as harness
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "bench.py").write_text("x = 1\n")
+    (tmp_path / "benchmarks" / "results" / "bench.md").write_text("old\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    monkeypatch.setattr(harness, "REPO", tmp_path)
+    monkeypatch.setattr(harness, "RESULTS", tmp_path / "benchmarks" / "results")
+    (tmp_path / "benchmarks" / "results" / "bench.md").write_text("new\n")
+    assert harness.code_version(("benchmarks",))["modified"] == []
+    (tmp_path / "benchmarks" / "bench.py").write_text("x = 2\n")
+    assert harness.code_version(("benchmarks",))["modified"] == ["benchmarks"]
