@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from wormhole.atomic import replaced_atomically
 from wormhole.checkpoint import DamagedCheckpoint
-from wormhole.cli_args import integer_at_least
+from wormhole.cli_args import check_output_path, integer_at_least, picture_suffixes
 from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError
 from wormhole.evaluate.plots import label_name, plot_clouds
@@ -94,6 +95,9 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     try:
+        check_output_path(args.output, (".json",))
+        if args.plot:
+            check_output_path(args.plot, picture_suffixes(), "--plot")
         if args.save_index:  # before any work: a save never replaces a run or other files
             check_index_target(Path(args.save_index))
         model = load(args.checkpoint, args.step)
@@ -131,8 +135,12 @@ def main(argv=None) -> int:
                           "per_query": search_s / len(query_set)},
               "queries": rows}
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=1))
+    try:
+        with replaced_atomically(output) as temporary:
+            temporary.write_text(json.dumps(report, indent=1))
+    except OSError as err:
+        print(f"error: could not write {output}: {err}", file=sys.stderr)
+        return 1
     if args.plot:
         _plot(index, query_set, found, Path(args.plot), args.k)
     print(f"{len(query_set)} queries against {len(index)} clouds by {found.measure}: "

@@ -211,6 +211,8 @@ def test_evaluate_script_prints_the_label_accuracies_of_its_report(run, tmp_path
     ("embed", ["--split", "test", "--output", "{cube}/e.npy"], r"cube\.npz is a file, not a"),
     ("decode", ["--input", "{wide}", "--output", "d.npz", "--plot", "d.xyz"],
      r"--plot must end in \.eps or .*\.png"),
+    ("search", ["--index-split", "train", "--query-split", "test", "--output", "{folder}"],
+     r"--output must end in \.json"),
     ("evaluate", ["--split", "test", "--barycenter-labels", "42", "--stress-clouds", "0",
                   "--num-pairs", "5", "--no-exact", "--no-plots", "--no-progress"],
      "No test cloud has label 42"),
