@@ -328,6 +328,27 @@ def test_evaluate_run_reports_every_section_and_writes_the_plots(run, tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_all_split_is_scored_without_training_references_containing_its_clouds(
+        run, tmp_path):
+    # 'all' holds the training clouds: 1-NN against them would find each cloud itself.
+    workdir, _, _ = run
+    report = evaluate_run(workdir, split="all", num_pairs=10, stress_clouds=0,
+                          barycenter_labels=[], interpolations=0, num_plot=0, plots=False,
+                          output_dir=tmp_path, progress=False)
+    assert "against_train" not in report["nearest_neighbor"]
+    assert 0 <= report["nearest_neighbor"]["leave_one_out"] < 1
+
+
+def test_a_split_with_fewer_pairs_than_asked_scores_each_pair_once():
+    from wormhole.evaluate.report import _pairs_at_most
+
+    rng = np.random.default_rng(0)
+    first, second = _pairs_at_most(rng, 6, 100)
+    assert len(first) == 15 and len(set(zip(first, second, strict=True))) == 15
+    first, second = _pairs_at_most(rng, 100, 40)
+    assert len(first) == 40 and np.all(first != second)
+
+
 def test_k_nn_labels_by_exact_ot_match_pots_nearest_training_cloud(run, tmp_path):
     # Every test cloud against every training cloud: no random subset, so POT's exact W2 on
     # the raw clouds is an independent oracle (one scalar normalisation keeps the order).

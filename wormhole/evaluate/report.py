@@ -108,7 +108,7 @@ class _Evaluation:
 
     def pairs(self, num_pairs: int, exact: bool) -> None:
         rng = np.random.default_rng((self.seed, 5))
-        first, second = distinct_random_pairs(rng, len(self.clouds), num_pairs)
+        first, second = _pairs_at_most(rng, len(self.clouds), num_pairs)
         target = self._ground_truth(first, second)
         predicted = self._predicted(first, second)
         kind = self.config.ot.kind
@@ -256,10 +256,7 @@ class _Evaluation:
                                        "skipped": f"fewer than two {self.split} clouds"}
             return
         rng = np.random.default_rng((self.seed, 8))
-        if len(index) * (len(index) - 1) // 2 <= num_pairs:  # few clouds: every pair once
-            a, b = np.triu_indices(len(index), 1)
-        else:
-            a, b = distinct_random_pairs(rng, len(index), num_pairs)
+        a, b = _pairs_at_most(rng, len(index), num_pairs)
         first, second = index[a], index[b]
         target = self._ground_truth(first, second)
         predicted = self._predicted(first, second)
@@ -478,7 +475,8 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
                       "cost_scale": model.cost_scale,
                       "units": "OT cost on normalised coordinates / cost_scale (target units)"})
     ev.pairs(num_pairs or config.eval.num_pairs, exact)
-    reference = run_split(config, "train", model.data) if split != "train" else None
+    # Training clouds are references for held-out queries only: the 'all' split holds them.
+    reference = run_split(config, "train", model.data) if split == "test" else None
     ev.nearest_neighbors(reference, max_reference, label_probe)
     if neighbour_clouds:
         ev.neighbourhoods(neighbour_clouds, reference, neighbour_references)
@@ -495,3 +493,12 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
     ev.report["seconds"] = round(time.perf_counter() - start, 1)
     (out / "report.json").write_text(json.dumps(ev.report, indent=2) + "\n")
     return ev.report
+
+
+def _pairs_at_most(rng: np.random.Generator, count: int, num_pairs: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``num_pairs`` random pairs of distinct items, or every pair once when there are no
+    more than that (a small split is not scored on repeats of its few pairs)."""
+    if count * (count - 1) // 2 <= num_pairs:
+        return np.triu_indices(count, 1)
+    return distinct_random_pairs(rng, count, num_pairs)
