@@ -105,6 +105,8 @@ def test_bad_inference_arguments_are_named(run, tmp_path):
         model.barycenter(PointClouds.from_list([cloud]).subset(np.arange(0)))
     with pytest.raises(FileNotFoundError, match="is a file; give the run directory"):
         wormhole.load(model.workdir / "config.yaml")
+    with pytest.raises(ValueError, match="config.yaml is a file, not a directory"):
+        evaluate_run(model.workdir, output_dir=model.workdir / "config.yaml", progress=False)
     for t in ([], [[0.0, 1.0]], "0.5"):
         with pytest.raises(ValueError, match="t must be a number or a non-empty list"):
             model.interpolate(cloud, cloud, t=t)

@@ -259,6 +259,16 @@ def test_targets_at_the_iteration_cap_are_reported_loudly(tmp_path, tiny_data):
     assert out.history[0]["target_hit_cap"] > 0.5
 
 
+def test_a_run_directory_that_is_a_file_is_named_before_the_data_are_read(tmp_path):
+    (tmp_path / "taken").write_text("not a run")
+    for workdir in (tmp_path / "taken", tmp_path / "taken" / "run"):
+        with pytest.raises(ConfigError, match=r"taken is a file, not a directory"):
+            train_and_evaluate(tiny(workdir, data={"name": "files",
+                                                   "path": str(tmp_path / "absent.npz")}),
+                               progress=False)
+    assert (tmp_path / "taken").read_text() == "not a run"
+
+
 def test_resume_with_a_different_model_is_refused(tmp_path, tiny_data):
     train_and_evaluate(tiny(tmp_path / "run", train={"steps": 3}), tiny_data, progress=False)
     with pytest.raises(ConfigError, match=r"model\.width=32.*64"):

@@ -452,6 +452,8 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
       The report (also written as ``report.json``), with ``figures`` naming the PNGs.
     """
     start = time.perf_counter()
+    if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise ValueError(f"output_dir {output_dir} is a file, not a directory.")
     model = run if isinstance(run, Wormhole) else load(run, step)
     config = model.config
     clouds = run_split(config, split, model.data)
