@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from wormhole.atomic import replaced_atomically
+from wormhole.cli_args import check_output_dir
 from wormhole.compile_cache import enable_compile_cache
 from wormhole.config import ConfigError, config_to_dict, load_config
 from wormhole.neural_ot import NeuralOTConfig
@@ -35,14 +37,18 @@ def main(argv=None) -> int:
     enable_compile_cache()
     try:
         config = check_config(load_config(args.config, args.set, cls=NeuralOTConfig))
-        out = Path(args.out or Path("runs") / config.name)
+        out = check_output_dir(args.out or Path("runs") / config.name, "--out")
         summary, _ = run_experiment(config, out, progress=not args.no_progress)
     except (ConfigError, FileNotFoundError, ValueError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     summary["config"] = config_to_dict(config)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    try:
+        with replaced_atomically(out / "results.json") as temporary:
+            temporary.write_text(json.dumps(summary, indent=2))
+    except OSError as err:
+        print(f"error: could not write {out / 'results.json'}: {err}", file=sys.stderr)
+        return 1
     line = f"{config.problem.kind}: {summary['estimate']:.6g} +- {summary['stderr']:.2g}"
     if not summary["reliable"]:
         line += f" (unreliable: reference ESS {summary['reference_ess']:.1f})"
@@ -51,7 +57,7 @@ def main(argv=None) -> int:
                  f"(rel. error {summary['closed_form_relative_error']:.2%})")
     if "ott" in summary:
         line += (f" | ott-jax on {summary['ott']['points']} points {summary['ott']['cost']:.6g} "
-                 f"(rel. error {summary['ott']['relative_error']:.2%})")
+                 f"(the estimate differs from it by {summary['ott']['relative_error']:.2%})")
     print(line)
     plot = f" and {summary['plot']}" if "plot" in summary else ""
     print(f"wrote {out / 'results.json'}{plot}")

@@ -396,6 +396,10 @@ def test_script_reports_bad_configs_and_writes_results(tmp_path, capsys):
     assert main(["--config", "neural_eot_gaussian", "--set", "data.source=npz",
                  "--set", f"data.path={tmp_path / 'clouds.npz'}"]) == 1
     assert "it needs 'x'" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("kept")
+    for out in ("afile", "afile/sub"):  # before any training
+        assert main(["--config", "neural_eot_gaussian", "--out", str(tmp_path / out)]) == 1
+        assert "afile is a file, not a directory" in capsys.readouterr().err
 
     out = tmp_path / "run"
     assert main(["--config", "neural_eot_gaussian", "--out", str(out), "--no-progress",

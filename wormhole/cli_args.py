@@ -54,6 +54,18 @@ def check_output_path(path: str | Path, suffixes: Sequence[str], flag: str = "--
     return path
 
 
+def check_output_dir(path: str | Path, flag: str) -> Path:
+    """``path`` as an output directory, checked before any work: neither it nor a parent may
+    be a file. Raises ValueError."""
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise ValueError(f"{flag} {path}: {candidate} is a file, not a directory")
+            break
+    return path
+
+
 def picture_suffixes() -> tuple[str, ...]:
     """The file types matplotlib can write (``.png``, ``.pdf``, ``.svg``, ...)."""
     from matplotlib.figure import Figure
