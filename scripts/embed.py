@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     enable_compile_cache()
     output = Path(args.output)
-    if args.input is not None and Path(args.input).suffix == ".h5ad":
+    if args.input is not None and Path(args.input).suffix.lower() == ".h5ad":
         return _embed_h5ad(args, output)
     if args.set:
         print("error: --set changes AnnData loader options; it needs an .h5ad --input",
@@ -107,14 +107,15 @@ def _options(settings: list[str]) -> dict:
 
 
 def _embed_h5ad(args, output: Path) -> int:
-    if output.suffix != ".h5ad":
+    if output.suffix.lower() != ".h5ad":
         print(f"error: an .h5ad --input needs an .h5ad --output, got '{output}'",
               file=sys.stderr)
         return 1
     try:
-        check_output_path(output, (".h5ad",))
+        check_output_path(output, (output.suffix,))  # .h5ad in any case
         model = load(args.checkpoint, args.step)
-        adata = model.embed_anndata(args.input, args.key, _options(args.set))
+        adata = model.embed_anndata(args.input, args.key, _options(args.set),
+                                    batch_size=args.batch_size, max_points=args.max_points)
     except (ConfigError, FileNotFoundError, ValueError, DamagedCheckpoint,
             MissingExtra) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -312,6 +312,20 @@ def test_embed_anndata_writes_niches_to_obsm_and_samples_to_uns(trained):
     with pytest.raises(ValueError, match="gives 5 features per cell, but the run was trained "
                                          "on 16"):
         model.embed_anndata(new, options={"sample_key": "slide", "rep_key": "X_small"})
+    # The embeddings never replace what the niches are read from.
+    new.obsm["X_rep"] = new.X.copy()
+    for key, option in (("X_rep", "rep_key"), ("spatial", "spatial_key")):
+        with pytest.raises(ValueError, match=f"key '{key}' is where the cells' {option} is"):
+            model.embed_anndata(new, key=key, options={"sample_key": "slide",
+                                                       "rep_key": "X_rep"})
+    np.testing.assert_array_equal(new.obsm["X_rep"], new.X)
+    # max_points subsamples the niches (their 8 cells: another measure); batch_size only
+    # splits the work.
+    options = {"sample_key": "slide"}
+    few = model.embed_anndata(new, key="few", options=options, max_points=3).obsm["few"]
+    assert np.abs(few - new.obsm["niche_emb"]).max() > 1e-3
+    batched = model.embed_anndata(new, key="b", options=options, max_points=3, batch_size=5)
+    np.testing.assert_allclose(batched.obsm["b"], few, atol=1e-5)
 
 
 def test_embed_script_writes_an_h5ad(trained, tmp_path):

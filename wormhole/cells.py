@@ -36,8 +36,10 @@ def loader_options(config, options: Mapping | None = None) -> dict:
     return {**config.data.options, **(options or {})}
 
 
-def _encode(model, adata, options: dict, labels: bool = False) -> tuple:
-    """The clouds of ``adata`` under ``options`` and their ``[N, emb_dim]`` embeddings."""
+def _encode(model, adata, options: dict, labels: bool = False, batch_size: int | None = None,
+            max_points: int | None = None) -> tuple:
+    """The clouds of ``adata`` under ``options`` and their ``[N, emb_dim]`` embeddings
+    (``max_points`` default: the run's ``data.max_points``)."""
     # Labels play no part in an embedding: a new file need not carry the training column.
     clouds = anndata_clouds(adata, **(options if labels else {**options, "label_key": None}))
     expected = model.spec.data_dim
@@ -46,7 +48,9 @@ def _encode(model, adata, options: dict, labels: bool = False) -> tuple:
         raise ValueError(f"data.options.rep_key {rep!r} gives {clouds.dim} features per cell, "
                          f"but the run was trained on {expected}; choose the matching "
                          f"representation (e.g. --set data.options.rep_key=X_pca).")
-    return clouds, model.encode(clouds, max_points=model.config.data.max_points)
+    if max_points is None:
+        max_points = model.config.data.max_points
+    return clouds, model.encode(clouds, batch_size=batch_size, max_points=max_points)
 
 
 def _put(adata, clouds, embeddings: np.ndarray, key: str, mode: str) -> None:
@@ -59,7 +63,8 @@ def _put(adata, clouds, embeddings: np.ndarray, key: str, mode: str) -> None:
         adata.obsm[key] = embeddings
 
 
-def embed_anndata(model, adata, key: str = "X_wormhole", options: Mapping | None = None):
+def embed_anndata(model, adata, key: str = "X_wormhole", options: Mapping | None = None,
+                  batch_size: int | None = None, max_points: int | None = None):
     """Embed the niches (or samples) of ``adata`` and store them in it.
 
     Args:
@@ -70,14 +75,27 @@ def embed_anndata(model, adata, key: str = "X_wormhole", options: Mapping | None
         one row per sample, indexed by the sample name, columns ``"0"``..``emb_dim - 1``).
       options: loader options that replace the run's ones for this data (``rep_key``,
         ``spatial_key``, ``sample_key``, ``k``, ...).
+      batch_size, max_points: as in :meth:`~wormhole.inference.Wormhole.encode`
+        (``max_points`` default: the run's ``data.max_points``).
 
     Returns:
       The AnnData, with the embeddings added.
+
+    Raises:
+      ValueError: ``key`` is the representation or the coordinates the niches are read from
+        (writing there would replace them).
     """
     if isinstance(adata, str | Path):
         adata = read_anndata(adata)
     options = loader_options(model.config, options)
-    clouds, embeddings = _encode(model, adata, options)
+    if options.get("mode", "niches") == "niches":
+        for option, default in (("rep_key", "X"), ("spatial_key", "spatial")):
+            if key == options.get(option, default):
+                raise ValueError(f"key {key!r} is where the cells' {option} is read from; "
+                                 "writing the embeddings there would replace it. Choose "
+                                 "another key (default X_wormhole).")
+    clouds, embeddings = _encode(model, adata, options, batch_size=batch_size,
+                                 max_points=max_points)
     _put(adata, clouds, embeddings, key, options.get("mode", "niches"))
     return adata
 

@@ -113,13 +113,14 @@ class Wormhole:
         _check_finite_embeddings(emb, data)
         return emb
 
-    def embed_anndata(self, adata, key: str = "X_wormhole", options=None):
+    def embed_anndata(self, adata, key: str = "X_wormhole", options=None,
+                      batch_size: int | None = None, max_points: int | None = None):
         """Embed an AnnData's niches (``adata.obsm[key]``, one row per cell) or samples
         (``adata.uns[key]``, a table keyed by sample) with the run's loader options, updated
         by ``options``; ``adata`` may be an ``.h5ad`` path. See :mod:`wormhole.cells`."""
         from wormhole.cells import embed_anndata
 
-        return embed_anndata(self, adata, key, options)
+        return embed_anndata(self, adata, key, options, batch_size, max_points)
 
     def decode(self, embeddings, batch_size: int = 256) -> np.ndarray:
         """Decode ``[N, emb_dim]`` embeddings to clouds ``[N, decoder_points, d]``.
