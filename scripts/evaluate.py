@@ -47,7 +47,9 @@ def _summary(report: dict) -> str:
         lines.append(f"  vs closed-form W2^2 of the generating Gaussians ({closed['num_pairs']}): "
                      f"Pearson {closed['model']['pearson']:.4f} (the targets themselves: "
                      f"{closed['target']['pearson']:.4f})")
-    if "nearest_neighbor" in report:
+    if "skipped" in report.get("nearest_neighbor", {}):
+        lines.append(f"label accuracy: skipped ({report['nearest_neighbor']['skipped']})")
+    elif "nearest_neighbor" in report:
         nn = report["nearest_neighbor"]
         line = f"label accuracy: 1-NN leave-one-out {nn['leave_one_out']:.4f}"
         if "against_train" in nn:

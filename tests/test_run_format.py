@@ -52,6 +52,18 @@ def test_a_fit_run_keeps_its_clouds_and_evaluation_reads_exactly_them(tmp_path):
     assert report["num_clouds"] == 12
 
 
+def test_label_accuracy_of_one_label_is_skipped_not_reported_as_perfect(tmp_path):
+    from wormhole.evaluate import evaluate_run
+
+    clouds, _ = _gaussian_clouds(0, 30)
+    wormhole.fit(clouds, labels=np.zeros(30, int), config=tiny(tmp_path / "one"),
+                 overrides={"train.steps": 2}, progress=False)
+    report = evaluate_run(tmp_path / "one", num_pairs=5, stress_clouds=0,
+                          barycenter_labels=[], interpolations=0, num_plot=0, plots=False,
+                          progress=False)
+    assert report["nearest_neighbor"] == {"skipped": "every test cloud has the same label"}
+
+
 def test_a_moved_fit_run_reads_its_own_clouds_and_refuses_changed_ones(tmp_path, capsys):
     clouds, labels = _gaussian_clouds(0, 30)
     test_clouds, test_labels = _gaussian_clouds(1, 8)

@@ -166,6 +166,10 @@ class _Evaluation:
         labels = self.clouds.labels
         if labels is None:
             return
+        if len(np.unique(labels)) < 2:  # every cloud has the same label: 1.0 says nothing
+            self.report["nearest_neighbor"] = {"skipped": f"every {self.split} cloud has "
+                                                          "the same label"}
+            return
         section = {"leave_one_out": nearest_neighbor_accuracy(self.embeddings, labels)}
         if reference is not None and reference.labels is not None:
             if len(reference) > max_reference:
