@@ -46,11 +46,7 @@ def check_output_path(path: str | Path, suffixes: Sequence[str], flag: str = "--
         raise ValueError(f"{flag} must end in {' or '.join(suffixes)}, got '{path}'")
     if path.is_dir():
         raise ValueError(f"{flag} {path} is a directory; name a file in it")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"{flag} {path}: {parent} is a file, not a directory")
-            break
+    check_output_dir(path.parent, flag)
     return path
 
 

@@ -271,7 +271,8 @@ def _check_finite_embeddings(emb: np.ndarray, data: PointClouds) -> None:
     if not len(bad):
         return
     i = int(bad[0])
-    reach = float(np.abs(data.points[i][data.weights[i] > 0]).max())
+    points, weights = data.cloud(i)
+    reach = float(np.abs(np.asarray(points)[np.asarray(weights) > 0]).max())
     others = f" ({len(bad)} clouds in all)" if len(bad) > 1 else ""
     raise ValueError(f"cloud {i}: its embedding is not finite{others}. Its coordinates reach "
                      f"{reach:.3g} after the run's normalisation (with the default 'minmax' "
