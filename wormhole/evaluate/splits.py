@@ -32,13 +32,14 @@ def run_split(config: Config, split: str = "test", record: DataRecord | None = N
     if split not in SPLITS:
         raise ValueError(f"Unknown split '{split}'; choose one of {', '.join(SPLITS)}.")
     try:
-        train, test = select_splits(load_clouds(config.data), config.data)
+        clouds = load_clouds(config.data)  # the loader reads no split setting: load once
+        train, test = select_splits(clouds, config.data)
         if record is not None and record.fingerprint is not None:
             _check_fingerprint(config, train, test, record)
         if split == "all":
             every = replace(config.data, split="random", test_fraction=0.0,
                             exclude_labels=None)
-            train, test = select_splits(load_clouds(every), every)
+            train, test = select_splits(clouds, every)
     except ConfigError as err:
         raise ValueError(f"Cannot reload the run's data set: {err}") from None
     if split == "test":
