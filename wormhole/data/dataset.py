@@ -15,7 +15,7 @@ from wormhole.data.clouds import PointClouds, label_values
 from wormhole.data.transforms import Normalization, subsample_clouds, train_test_split
 
 __all__ = ["LOADERS", "CoordinateScaleWarning", "Dataset", "get_loader", "load_clouds",
-           "load_dataset", "prepare_dataset", "select_splits"]
+           "load_dataset", "normalised_dataset", "prepare_dataset", "select_splits"]
 
 # name -> "module:function"; imported lazily so one loader's optional dependency never
 # stops another from loading.
@@ -189,9 +189,15 @@ def prepare_dataset(clouds: PointClouds, config: DataConfig,
     spanning less than 1e-4.
     """
     train, test = select_splits(clouds, config, test)
-    norm = Normalization.fit(train, config.normalize)
     if config.normalize == "none":
         _check_scale(train)
+    return normalised_dataset(train, test, config.normalize)
+
+
+def normalised_dataset(train: PointClouds, test: PointClouds | None,
+                       normalize: str) -> Dataset:
+    """The normalisation ``normalize`` fitted on ``train``, applied to both splits."""
+    norm = Normalization.fit(train, normalize)
     return Dataset(norm.apply_to(train), None if test is None else norm.apply_to(test), norm)
 
 

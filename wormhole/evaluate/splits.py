@@ -7,8 +7,9 @@ from pathlib import Path
 
 from wormhole.checkpoint import DataRecord
 from wormhole.config import Config, ConfigError
-from wormhole.data import Dataset, Normalization, PointClouds, load_clouds, select_splits
+from wormhole.data import PointClouds, load_clouds, select_splits
 from wormhole.data.clouds import label_values
+from wormhole.data.dataset import normalised_dataset
 
 __all__ = ["SPLITS", "input_clouds", "label_values", "run_split"]
 
@@ -55,10 +56,7 @@ def _check_fingerprint(config: Config, train: PointClouds, test: PointClouds | N
     """Refuse clouds whose fingerprint is not the one the run was trained on."""
     from wormhole.run_setup import data_fingerprint
 
-    norm = Normalization.fit(train, config.data.normalize)
-    prepared = Dataset(norm.apply_to(train), None if test is None else norm.apply_to(test),
-                       norm)
-    found = data_fingerprint(prepared)
+    found = data_fingerprint(normalised_dataset(train, test, config.data.normalize))
     if found != record.fingerprint:
         raise ValueError(
             f"The clouds read from the run's data ({config.data.name}"
