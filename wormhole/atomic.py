@@ -1,8 +1,9 @@
-"""Writing a file in one step: readers see the old file or the whole new one, never a part.
+"""Writing outputs safely: a file in one step, and a directory not blocked by a file.
 
 The scripts' outputs (embeddings, decoded clouds, barycenters) and the clouds a run keeps
 are written through :func:`replaced_atomically`, so a full disk or an interruption leaves
-the previous file in place instead of a truncated one.
+the previous file in place instead of a truncated one; :func:`file_in_the_way` lets a
+caller refuse an output directory before any work.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["replaced_atomically", "save_npy_atomically"]
+__all__ = ["file_in_the_way", "replaced_atomically", "save_npy_atomically"]
 
 
 @contextlib.contextmanager
@@ -55,3 +56,12 @@ def save_npy_atomically(path: str | Path, array: np.ndarray) -> Path:
             raise OSError(f"writing {path} stopped short (is the disk full?); the file was "
                           "left as it was.")
     return Path(path)
+
+
+def file_in_the_way(directory: str | Path) -> Path | None:
+    """The file that keeps ``directory`` from being (or being made) a directory: itself or
+    its nearest existing parent, when that is not a directory; else ``None``."""
+    for candidate in (Path(directory), *Path(directory).parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None

@@ -7,6 +7,8 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from wormhole.atomic import file_in_the_way
+
 
 def integer_at_least(minimum: int) -> Callable[[str], int]:
     """An ``argparse`` type: an integer no smaller than ``minimum``, else a usage error that
@@ -54,11 +56,9 @@ def check_output_dir(path: str | Path, flag: str) -> Path:
     """``path`` as an output directory, checked before any work: neither it nor a parent may
     be a file. Raises ValueError."""
     path = Path(path)
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            if not candidate.is_dir():
-                raise ValueError(f"{flag} {path}: {candidate} is a file, not a directory")
-            break
+    blocking = file_in_the_way(path)
+    if blocking is not None:
+        raise ValueError(f"{flag} {path}: {blocking} is a file, not a directory")
     return path
 
 

@@ -31,6 +31,7 @@ from jax.sharding import Mesh, NamedSharding
 from tqdm.auto import tqdm
 
 from wormhole import parallel
+from wormhole.atomic import file_in_the_way
 from wormhole.checkpoint import CHECKPOINT_DIR, CheckpointStore, DamagedCheckpoint, RunMeta
 from wormhole.config import (
     Config,
@@ -390,10 +391,10 @@ def train_and_evaluate(config: Config, dataset: Dataset | None = None,
                                         cfg.distributed.process_id)
     primary = jax.process_index() == 0
     workdir = config.workdir.expanduser().resolve()
-    for path in (workdir, *workdir.parents):  # before the data are read
-        if path.exists() and not path.is_dir():
-            raise ConfigError(f"train.workdir {workdir}: {path} is a file, not a directory; "
-                              "name a directory for the run.")
+    blocking = file_in_the_way(workdir)  # before the data are read
+    if blocking is not None:
+        raise ConfigError(f"train.workdir {workdir}: {blocking} is a file, not a directory; "
+                          "name a directory for the run.")
     dataset = dataset if dataset is not None else load_dataset(config.data)
     config = with_absolute_data_path(config)  # the saved run reads it from any directory
     train = dataset.train

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from wormhole.atomic import file_in_the_way
 from wormhole.data import PointClouds
 from wormhole.evaluate.barycenter import compare_barycenter
 from wormhole.evaluate.ground_truth import (
@@ -456,8 +457,9 @@ def evaluate_run(run: str | Path | Wormhole, split: str = "test", num_pairs: int
       The report (also written as ``report.json``), with ``figures`` naming the PNGs.
     """
     start = time.perf_counter()
-    if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
-        raise ValueError(f"output_dir {output_dir} is a file, not a directory.")
+    blocking = None if output_dir is None else file_in_the_way(output_dir)
+    if blocking is not None:
+        raise ValueError(f"output_dir {output_dir}: {blocking} is a file, not a directory.")
     model = run if isinstance(run, Wormhole) else load(run, step)
     config = model.config
     clouds = run_split(config, split, model.data)
